@@ -1,0 +1,1 @@
+//! mpcluster-agent (in progress)

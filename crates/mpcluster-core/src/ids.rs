@@ -1,0 +1,296 @@
+//! Validated identifiers: [`Wwid`], [`NodeName`], [`Alias`].
+//!
+//! Each is parsed once at a boundary (API body, CLI argument, snapshot, peer broadcast) and is
+//! valid from then on. The rules live in one place per type so the API, the CLI, the config
+//! renderer and the status engine agree on what is acceptable.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why an identifier was rejected. Names the kind of identifier, the offending value
+/// (truncated for display) and the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {value:?}: {reason}")]
+pub struct IdError {
+    /// Which identifier ("WWID", "node name", "alias").
+    pub kind: &'static str,
+    /// The rejected value, cut to 80 characters so a 10 KB attack string does not flood logs.
+    pub value: String,
+    /// The rule that was broken.
+    pub reason: String,
+}
+
+impl IdError {
+    fn new(kind: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        let mut shown: String = value.chars().take(80).collect();
+        if shown.len() < value.len() {
+            shown.push('…');
+        }
+        IdError {
+            kind,
+            value: shown,
+            reason: reason.into(),
+        }
+    }
+}
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident, $validate:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validate and wrap.
+            pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                $validate(&value)?;
+                Ok($name(value))
+            }
+
+            /// The identifier as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Unwrap into the owned string.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                $name::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                $name::new(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::new(s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// Longest WWID accepted. multipath-tools keeps WWIDs in a 128-byte buffer (`WWID_SIZE`)
+/// including the terminating NUL.
+pub const WWID_MAX_LEN: usize = 127;
+/// Longest alias accepted.
+pub const ALIAS_MAX_LEN: usize = 64;
+/// Longest node name accepted (a DNS name).
+pub const NODE_NAME_MAX_LEN: usize = 253;
+
+fn validate_wwid(v: &str) -> Result<(), IdError> {
+    const KIND: &str = "WWID";
+    if v.is_empty() {
+        return Err(IdError::new(KIND, v, "must not be empty"));
+    }
+    if v.len() > WWID_MAX_LEN {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!("longer than {WWID_MAX_LEN} bytes ({} bytes)", v.len()),
+        ));
+    }
+    if let Some(c) = v.chars().find(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '"' | '\'' | '/' | '#' | '!' | '{' | '}' | '\\')
+    }) {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!(
+                "contains {c:?}; whitespace, quotes, '/', '#', '!', braces, backslashes and control characters are not allowed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_alias(v: &str) -> Result<(), IdError> {
+    const KIND: &str = "alias";
+    if v.is_empty() {
+        return Err(IdError::new(KIND, v, "must not be empty"));
+    }
+    if v.len() > ALIAS_MAX_LEN {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!("longer than {ALIAS_MAX_LEN} characters"),
+        ));
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!("contains {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_node_name(v: &str) -> Result<(), IdError> {
+    const KIND: &str = "node name";
+    if v.is_empty() {
+        return Err(IdError::new(KIND, v, "must not be empty"));
+    }
+    if v.len() > NODE_NAME_MAX_LEN {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!("longer than {NODE_NAME_MAX_LEN} characters"),
+        ));
+    }
+    if !v.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(IdError::new(KIND, v, "must start with a letter or digit"));
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!("contains {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+string_newtype!(
+    /// A LUN's World Wide Identifier as multipathd reports it (e.g. `3600a098038303053453f463045727a2f`).
+    Wwid,
+    validate_wwid
+);
+string_newtype!(
+    /// A multipath map alias (`alias` in a `multipath` section).
+    Alias,
+    validate_alias
+);
+string_newtype!(
+    /// A cluster node's name (its host name).
+    NodeName,
+    validate_node_name
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wwid_accepts_real_forms() {
+        for w in [
+            "3600a098038303053453f463045727a2f",
+            "1Linux_scsi_debug_2000",
+            "eui.0025388b71b0e2c4",
+            "nvme.1b36-3132333435-51454d55204e564d65204374726c-00000001",
+            "wA",
+        ] {
+            Wwid::new(w).unwrap();
+        }
+    }
+
+    #[test]
+    fn wwid_rejects_injection() {
+        for bad in [
+            "",
+            "a b",
+            "a\"b",
+            "a\nb",
+            "a\rb",
+            "a}b",
+            "a{b",
+            "a#b",
+            "a!b",
+            "a/b",
+            "a\\b",
+            "a'b",
+            "a\u{0}b",
+        ] {
+            let e = Wwid::new(bad).unwrap_err();
+            assert_eq!(e.kind, "WWID");
+        }
+        let long = "a".repeat(128);
+        assert!(Wwid::new(&long[..127]).is_ok());
+        let e = Wwid::new(long).unwrap_err();
+        assert!(e.reason.contains("longer than 127"), "{e}");
+    }
+
+    #[test]
+    fn alias_rules() {
+        assert!(Alias::new("lun-a_1.x").is_ok());
+        assert!(Alias::new("a".repeat(64)).is_ok());
+        assert!(Alias::new("a".repeat(65)).is_err());
+        for bad in ["", "a b", "a\"", "a/b", "ä", "a{"] {
+            assert!(Alias::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn node_name_rules() {
+        assert!(NodeName::new("pve1").is_ok());
+        assert!(NodeName::new("node-a.example.com").is_ok());
+        for bad in ["", "-x", "a b", "a/b", "a:b"] {
+            assert!(NodeName::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_message_names_value_and_rule() {
+        let e = Alias::new("bad alias").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid alias \"bad alias\": contains ' '; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"
+        );
+        let e = Wwid::new("x".repeat(10_000)).unwrap_err();
+        assert!(e.to_string().len() < 300);
+    }
+
+    #[test]
+    fn serde_validates() {
+        let w: Result<Wwid, _> = serde_json::from_str("\"a b\"");
+        assert!(w.is_err());
+        let w: Wwid = serde_json::from_str("\"abc\"").unwrap();
+        assert_eq!(serde_json::to_string(&w).unwrap(), "\"abc\"");
+    }
+}

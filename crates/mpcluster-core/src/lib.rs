@@ -1,0 +1,27 @@
+//! mpcluster-core: the pure heart of mpcluster. No async runtime, no sockets, no files.
+//!
+//! - [`ids`]: validated identifiers (WWID, node name, alias).
+//! - [`state`]: cell/LUN health states and their severity order.
+//! - [`broadcast`]: the per-node health broadcast and its tolerant decoder.
+//! - [`rollup`]: the LUN x node matrix and per-LUN cluster state (the seed's roll-up).
+//! - [`storage`]: storage definitions and the expectations derived from them.
+//! - [`snapshot`]: the cluster snapshot format (offline replay, support bundles).
+//! - [`status`]: status assembly from a snapshot: liveness, staleness, apply errors.
+//! - [`table`]: the human table rendering of a status.
+//! - [`multipathd`]: multipathd output model, parsers (JSON and raw text formats), map health.
+//! - [`payload`]: building the broadcast payload within its size budget, change detection.
+#![warn(missing_docs)]
+
+pub mod broadcast;
+pub mod multipathd;
+pub mod payload;
+pub mod ids;
+pub mod rollup;
+pub mod snapshot;
+pub mod state;
+pub mod status;
+pub mod storage;
+pub mod table;
+
+pub use ids::{Alias, IdError, NodeName, Wwid};
+pub use state::MapState;

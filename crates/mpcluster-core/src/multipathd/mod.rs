@@ -1,0 +1,1 @@
+//! multipathd output model, parsers and map health (in progress).

@@ -1,0 +1,1 @@
+//! Broadcast payload encoding with the size budget (in progress).
