@@ -1,1 +1,231 @@
-//! rollup (in progress)
+//! The cluster roll-up: fold per-node map summaries, liveness and expectations into one
+//! LUN x node matrix with one cluster state per LUN.
+//!
+//! Entry point: [`aggregate`]. Semantics (the contract, from the Proxmox series' status patch):
+//!
+//! - Rows are the allow-list plus every WWID any node reports (online or not), sorted by WWID.
+//! - An offline node gets an `unknown` cell only where it reported the WWID; it never drives the
+//!   roll-up.
+//! - An online reporter's cell carries its state (unrecognized strings were already clamped to
+//!   `unknown`), `paths-active`, `paths-total` and `transport` when given.
+//! - An online node in the LUN's expected set that lacks the map is `missing`, whether it
+//!   broadcasts other maps or nothing at all; an expected node without any cell yet is `missing`
+//!   if online and `unknown` if offline.
+//! - The expected set applies to allow-listed WWIDs only. When it is empty it falls back to every
+//!   actively multipathing online node (an online node with a broadcast). Off-list WWIDs list only
+//!   the nodes that report them.
+//! - `size` is the first defined size among online reporters in node-name order.
+//! - `cluster-state` is the worst of optimal < degraded < missing < failed over the online cells,
+//!   or `unknown` when no online node reports the LUN (a clamped `unknown` is no report) and none
+//!   is expected to carry it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::broadcast::MapSummary;
+use crate::ids::{Alias, NodeName, Wwid};
+use crate::state::MapState;
+
+/// The inputs of [`aggregate`], all borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RollupInput<'a> {
+    /// The cluster WWID allow-list.
+    pub allow: &'a BTreeSet<Wwid>,
+    /// Configured aliases.
+    pub aliases: &'a BTreeMap<Wwid, Alias>,
+    /// The storage(s) consuming each LUN, already joined (`"a,b"`).
+    pub consumers: &'a BTreeMap<Wwid, String>,
+    /// Each broadcasting node's decoded maps (offline and stale nodes included).
+    pub node_maps: &'a BTreeMap<NodeName, BTreeMap<Wwid, MapSummary>>,
+    /// The nodes that are live; every other node counts as offline.
+    pub online: &'a BTreeSet<NodeName>,
+    /// Nodes expected to carry each allow-listed LUN.
+    pub expected: &'a BTreeMap<Wwid, BTreeSet<NodeName>>,
+}
+
+/// One cell of the matrix: a LUN on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    /// The map's state on this node.
+    pub state: MapState,
+    /// Usable paths. Present (possibly `null`) on cells of online reporters, absent on synthesized
+    /// `missing`/`unknown` cells.
+    #[serde(
+        rename = "paths-active",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "present_or_null"
+    )]
+    pub paths_active: Option<Option<u64>>,
+    /// All paths; present exactly when `paths_active` is.
+    #[serde(
+        rename = "paths-total",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "present_or_null"
+    )]
+    pub paths_total: Option<Option<u64>>,
+    /// The transport the reporter named, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+}
+
+impl Cell {
+    /// A synthesized cell that carries only a state (`missing` or `unknown`).
+    pub fn bare(state: MapState) -> Cell {
+        Cell {
+            state,
+            paths_active: None,
+            paths_total: None,
+            transport: None,
+        }
+    }
+
+    /// A cell from an online node's report.
+    pub fn reported(summary: &MapSummary) -> Cell {
+        Cell {
+            state: summary.state,
+            paths_active: Some(summary.paths_active),
+            paths_total: Some(summary.paths_total),
+            transport: summary.transport.clone(),
+        }
+    }
+}
+
+/// `Option<Option<T>>` as "absent / null / value" (serde's double-option pattern).
+mod present_or_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// One row of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LunStatus {
+    /// The LUN's WWID.
+    pub wwid: Wwid,
+    /// The configured alias, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<Alias>,
+    /// The storage(s) consuming this LUN, if any.
+    #[serde(rename = "used-by", default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<String>,
+    /// LUN size in bytes, as reported by a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The rolled-up state.
+    #[serde(rename = "cluster-state")]
+    pub cluster_state: MapState,
+    /// Per-node cells.
+    pub nodes: BTreeMap<NodeName, Cell>,
+}
+
+/// Fold the inputs into the matrix. Pure and deterministic; see the module docs for the rules.
+pub fn aggregate(input: &RollupInput<'_>) -> Vec<LunStatus> {
+    let RollupInput {
+        allow,
+        aliases,
+        consumers,
+        node_maps,
+        online,
+        expected,
+    } = *input;
+
+    let mut wwids: BTreeSet<&Wwid> = allow.iter().collect();
+    for maps in node_maps.values() {
+        wwids.extend(maps.keys());
+    }
+
+    // Actively multipathing = online and broadcasting; the fallback expected set.
+    let active_nodes: BTreeSet<NodeName> = node_maps
+        .keys()
+        .filter(|n| online.contains(*n))
+        .cloned()
+        .collect();
+    let no_expectation = BTreeSet::new();
+
+    wwids
+        .into_iter()
+        .map(|wwid| {
+            let listed = allow.contains(wwid);
+            let exp: &BTreeSet<NodeName> = if listed {
+                match expected.get(wwid) {
+                    Some(set) if !set.is_empty() => set,
+                    _ => &active_nodes,
+                }
+            } else {
+                &no_expectation
+            };
+
+            let mut nodes = BTreeMap::new();
+            let mut worst = MapState::Optimal;
+            let mut have_active = false;
+            let mut size = None;
+
+            for (node, maps) in node_maps {
+                let entry = maps.get(wwid);
+                if !online.contains(node) {
+                    if entry.is_some() {
+                        nodes.insert(node.clone(), Cell::bare(MapState::Unknown));
+                    }
+                    continue;
+                }
+                if let Some(summary) = entry {
+                    if summary.state != MapState::Unknown {
+                        have_active = true;
+                    }
+                    worst = worst.worst(summary.state);
+                    size = size.or(summary.size);
+                    nodes.insert(node.clone(), Cell::reported(summary));
+                } else if exp.contains(node) {
+                    have_active = true;
+                    worst = worst.worst(MapState::Missing);
+                    nodes.insert(node.clone(), Cell::bare(MapState::Missing));
+                }
+            }
+
+            // Expected nodes with no broadcast at all: missing when online (it lost every path
+            // and cleared its broadcast), unknown when offline.
+            for node in exp {
+                if nodes.contains_key(node) {
+                    continue;
+                }
+                if online.contains(node) {
+                    have_active = true;
+                    worst = worst.worst(MapState::Missing);
+                    nodes.insert(node.clone(), Cell::bare(MapState::Missing));
+                } else {
+                    nodes.insert(node.clone(), Cell::bare(MapState::Unknown));
+                }
+            }
+
+            LunStatus {
+                wwid: wwid.clone(),
+                alias: aliases.get(wwid).cloned(),
+                used_by: consumers.get(wwid).cloned(),
+                size,
+                cluster_state: if have_active {
+                    worst
+                } else {
+                    MapState::Unknown
+                },
+                nodes,
+            }
+        })
+        .collect()
+}
