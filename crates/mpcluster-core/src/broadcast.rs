@@ -88,7 +88,8 @@ pub fn unix_time(v: Option<&Value>) -> Option<i64> {
     // Large u64 values and floats: clamp into i64, refusing NaN/inf (serde_json cannot produce
     // them from text, but be explicit).
     let f = v.as_f64()?;
-    f.is_finite().then(|| f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64)
+    f.is_finite()
+        .then(|| f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64)
 }
 
 /// Decode one map entry of a broadcast. `None` when the entry is not an object.
@@ -101,7 +102,9 @@ pub fn decode_map_entry(v: &Value) -> Option<MapSummary> {
     let transport = obj
         .get("transport")
         .and_then(Value::as_str)
-        .filter(|t| !t.is_empty() && t.len() <= TRANSPORT_MAX_LEN && !t.chars().any(char::is_control))
+        .filter(|t| {
+            !t.is_empty() && t.len() <= TRANSPORT_MAX_LEN && !t.chars().any(char::is_control)
+        })
         .map(str::to_owned);
     Some(MapSummary {
         state,
@@ -119,7 +122,8 @@ pub fn decode_map_entry(v: &Value) -> Option<MapSummary> {
 /// a valid WWID) drop only that entry and are listed in [`Decoded::ignored`]. Counts and sizes
 /// that are not non-negative integers become `None`; unknown fields are ignored.
 pub fn decode(raw: &str) -> Result<Decoded, DecodeError> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(raw).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     let Value::Object(obj) = value else {
         return Err(DecodeError::NotObject);
     };
@@ -191,7 +195,12 @@ mod tests {
         assert_eq!(d.broadcast.maps.len(), 2);
         let ok = &d.broadcast.maps[&Wwid::new("ok").unwrap()];
         assert_eq!(
-            (ok.paths_active, ok.paths_total, ok.size, ok.transport.as_deref()),
+            (
+                ok.paths_active,
+                ok.paths_total,
+                ok.size,
+                ok.transport.as_deref()
+            ),
             (None, None, None, None)
         );
         assert_eq!(
@@ -205,13 +214,18 @@ mod tests {
     fn time_forms() {
         assert_eq!(unix_time(Some(&serde_json::json!(1.9))), Some(1));
         assert_eq!(unix_time(Some(&serde_json::json!("1"))), None);
-        assert_eq!(unix_time(Some(&serde_json::json!(u64::MAX))), Some(i64::MAX));
+        assert_eq!(
+            unix_time(Some(&serde_json::json!(u64::MAX))),
+            Some(i64::MAX)
+        );
     }
 
     #[test]
     fn round_trip_through_serde() {
-        let d = decode(r#"{"time": 5, "maps": {"w": {"state":"failed","paths-active":0,"paths-total":4}}}"#)
-            .unwrap();
+        let d = decode(
+            r#"{"time": 5, "maps": {"w": {"state":"failed","paths-active":0,"paths-total":4}}}"#,
+        )
+        .unwrap();
         let text = serde_json::to_string(&d.broadcast).unwrap();
         assert_eq!(
             text,

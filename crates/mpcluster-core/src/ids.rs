@@ -169,6 +169,40 @@ fn validate_alias(v: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// Longest storage id accepted.
+pub const STORAGE_ID_MAX_LEN: usize = 64;
+
+fn validate_storage_id(v: &str) -> Result<(), IdError> {
+    const KIND: &str = "storage id";
+    if v.len() < 2 {
+        return Err(IdError::new(KIND, v, "must be at least 2 characters"));
+    }
+    if v.len() > STORAGE_ID_MAX_LEN {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!("longer than {STORAGE_ID_MAX_LEN} characters"),
+        ));
+    }
+    if !v.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(IdError::new(KIND, v, "must start with a letter"));
+    }
+    if !v.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(IdError::new(KIND, v, "must end with a letter or digit"));
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(IdError::new(
+            KIND,
+            v,
+            format!("contains {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_node_name(v: &str) -> Result<(), IdError> {
     const KIND: &str = "node name";
     if v.is_empty() {
@@ -208,6 +242,11 @@ string_newtype!(
     validate_alias
 );
 string_newtype!(
+    /// A storage definition's id (Proxmox `pve-storage-id` rules).
+    StorageId,
+    validate_storage_id
+);
+string_newtype!(
     /// A cluster node's name (its host name).
     NodeName,
     validate_node_name
@@ -233,18 +272,7 @@ mod tests {
     #[test]
     fn wwid_rejects_injection() {
         for bad in [
-            "",
-            "a b",
-            "a\"b",
-            "a\nb",
-            "a\rb",
-            "a}b",
-            "a{b",
-            "a#b",
-            "a!b",
-            "a/b",
-            "a\\b",
-            "a'b",
+            "", "a b", "a\"b", "a\nb", "a\rb", "a}b", "a{b", "a#b", "a!b", "a/b", "a\\b", "a'b",
             "a\u{0}b",
         ] {
             let e = Wwid::new(bad).unwrap_err();
@@ -272,6 +300,15 @@ mod tests {
         assert!(NodeName::new("node-a.example.com").is_ok());
         for bad in ["", "-x", "a b", "a/b", "a:b"] {
             assert!(NodeName::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn storage_id_rules() {
+        assert!(StorageId::new("san1-lvm").is_ok());
+        assert!(StorageId::new("mp.1_x").is_ok());
+        for bad in ["", "a", "1abc", "abc-", "a b", "a:b"] {
+            assert!(StorageId::new(bad).is_err(), "{bad:?}");
         }
     }
 

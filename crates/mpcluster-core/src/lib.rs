@@ -13,15 +13,16 @@
 #![warn(missing_docs)]
 
 pub mod broadcast;
+pub mod ids;
 pub mod multipathd;
 pub mod payload;
-pub mod ids;
 pub mod rollup;
+mod serde_util;
 pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod storage;
 pub mod table;
 
-pub use ids::{Alias, IdError, NodeName, Wwid};
+pub use ids::{Alias, IdError, NodeName, StorageId, Wwid};
 pub use state::MapState;

@@ -55,7 +55,7 @@ pub struct Cell {
         rename = "paths-active",
         default,
         skip_serializing_if = "Option::is_none",
-        with = "present_or_null"
+        with = "crate::serde_util::present_or_null"
     )]
     pub paths_active: Option<Option<u64>>,
     /// All paths; present exactly when `paths_active` is.
@@ -63,7 +63,7 @@ pub struct Cell {
         rename = "paths-total",
         default,
         skip_serializing_if = "Option::is_none",
-        with = "present_or_null"
+        with = "crate::serde_util::present_or_null"
     )]
     pub paths_total: Option<Option<u64>>,
     /// The transport the reporter named, if any.
@@ -90,27 +90,6 @@ impl Cell {
             paths_total: Some(summary.paths_total),
             transport: summary.transport.clone(),
         }
-    }
-}
-
-/// `Option<Option<T>>` as "absent / null / value" (serde's double-option pattern).
-mod present_or_null {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer, T: Serialize>(
-        v: &Option<Option<T>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(inner) => inner.serialize(s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(Some)
     }
 }
 

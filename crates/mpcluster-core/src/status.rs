@@ -1,1 +1,236 @@
-//! status (in progress)
+//! Status assembly: the cluster status endpoint's logic over a [`Snapshot`].
+//!
+//! Entry point: [`assemble`]. It decodes every node's raw broadcast tolerantly, resolves
+//! liveness (membership and broadcast age), derives per-LUN expected node sets and runs the
+//! [`crate::rollup`], then lists per-node apply and collection errors.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::broadcast::{self, MapSummary, unix_time};
+use crate::ids::{NodeName, Wwid};
+use crate::rollup::{LunStatus, RollupInput, aggregate};
+use crate::snapshot::Snapshot;
+use crate::state::MapState;
+
+/// The cluster status: `{ "luns": [...], "nodes": {...} }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Status {
+    /// The matrix rows, sorted by WWID.
+    pub luns: Vec<LunStatus>,
+    /// Per-node problems; only nodes with an apply or collection error appear.
+    pub nodes: BTreeMap<NodeName, NodeIssues>,
+}
+
+/// A node's reported problems.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NodeIssues {
+    /// The node could not apply the cluster configuration.
+    #[serde(
+        rename = "apply-error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub apply_error: Option<String>,
+    /// When it reported that (present, possibly `null`, whenever `apply-error` is).
+    #[serde(
+        rename = "apply-time",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_util::present_or_null"
+    )]
+    pub apply_time: Option<Option<i64>>,
+    /// The node could not collect its multipath state.
+    #[serde(
+        rename = "collect-error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub collect_error: Option<String>,
+    /// When it reported that (present, possibly `null`, whenever `collect-error` is).
+    #[serde(
+        rename = "collect-time",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_util::present_or_null"
+    )]
+    pub collect_time: Option<Option<i64>>,
+}
+
+/// A status plus what the engine had to ignore or demote to get it (for people and logs; not
+/// part of the API's `{luns, nodes}` object).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Assembly {
+    /// The status.
+    pub status: Status,
+    /// One line per ignored broadcast, ignored entry or stale node.
+    pub notes: Vec<String>,
+}
+
+/// Longest error text kept from a peer's apply/collect report; longer text is cut.
+pub const ERROR_TEXT_MAX_LEN: usize = 4096;
+
+/// Decode a `{"error": "...", "time": <unix s>}` value. `None` when it is unusable or the
+/// error is empty (= no error).
+fn decode_error_report(raw: &str) -> Option<(String, Option<i64>)> {
+    let value: Value = serde_json::from_str(raw).ok()?;
+    let obj = value.as_object()?;
+    let error = obj.get("error")?.as_str()?;
+    if error.is_empty() {
+        return None;
+    }
+    let mut text: String = error.chars().take(ERROR_TEXT_MAX_LEN).collect();
+    if text.len() < error.len() {
+        text.push('…');
+    }
+    Some((text, unix_time(obj.get("time"))))
+}
+
+/// Compute the cluster status from a snapshot. Pure, deterministic, never panics on peer data.
+pub fn assemble(snap: &Snapshot) -> Assembly {
+    let mut notes = Vec::new();
+    let stale_after = snap.stale_after();
+
+    let mut node_maps: BTreeMap<NodeName, BTreeMap<Wwid, MapSummary>> = BTreeMap::new();
+    let mut stale: BTreeSet<&NodeName> = BTreeSet::new();
+    for (node, raw) in &snap.kv.multipath {
+        match broadcast::decode(raw) {
+            Ok(decoded) => {
+                if !decoded.ignored.is_empty() {
+                    notes.push(format!(
+                        "node {node}: ignored {} malformed map entr{} ({})",
+                        decoded.ignored.len(),
+                        if decoded.ignored.len() == 1 {
+                            "y"
+                        } else {
+                            "ies"
+                        },
+                        decoded.ignored.first().map_or("", String::as_str)
+                    ));
+                }
+                match decoded.broadcast.time {
+                    None => {
+                        stale.insert(node);
+                        notes.push(format!(
+                            "node {node}: broadcast has no time; treated as offline"
+                        ));
+                    }
+                    Some(t) if snap.now.saturating_sub(t) > stale_after as i64 => {
+                        stale.insert(node);
+                        notes.push(format!(
+                            "node {node}: broadcast is {} s old (limit {stale_after} s); treated as offline",
+                            snap.now.saturating_sub(t)
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                node_maps.insert(node.clone(), decoded.broadcast.maps);
+            }
+            Err(e) => notes.push(format!("node {node}: broadcast ignored: {e}")),
+        }
+    }
+
+    let standalone = snap.members.is_empty();
+    let member_online = |node: &NodeName| snap.members.get(node).is_some_and(|m| m.online);
+
+    // Liveness for every node that may appear: reporters and nodes a storage expects.
+    let online: BTreeSet<NodeName> = node_maps
+        .keys()
+        .chain(snap.expectations.nodes.iter())
+        .filter(|n| (standalone || member_online(n)) && !stale.contains(n))
+        .cloned()
+        .collect();
+
+    let allow: BTreeSet<Wwid> = snap.config.wwids.iter().cloned().collect();
+    let expected: BTreeMap<Wwid, BTreeSet<NodeName>> = allow
+        .iter()
+        .map(|w| {
+            let set = snap
+                .expectations
+                .wwid_nodes
+                .get(w)
+                .unwrap_or(&snap.expectations.nodes);
+            (w.clone(), set.clone())
+        })
+        .collect();
+
+    let luns = aggregate(&RollupInput {
+        allow: &allow,
+        aliases: &snap.config.aliases,
+        consumers: &snap.expectations.consumers,
+        node_maps: &node_maps,
+        online: &online,
+        expected: &expected,
+    });
+
+    // An offline node cannot clear its own KV: skip its errors (standalone: always keep).
+    let mut nodes: BTreeMap<NodeName, NodeIssues> = BTreeMap::new();
+    for (node, raw) in &snap.kv.multipath_apply {
+        if !standalone && !member_online(node) {
+            continue;
+        }
+        if let Some((error, time)) = decode_error_report(raw) {
+            let issues = nodes.entry(node.clone()).or_default();
+            issues.apply_error = Some(error);
+            issues.apply_time = Some(time);
+        }
+    }
+    for (node, raw) in &snap.kv.multipath_collect {
+        if !standalone && !member_online(node) {
+            continue;
+        }
+        if let Some((error, time)) = decode_error_report(raw) {
+            let issues = nodes.entry(node.clone()).or_default();
+            issues.collect_error = Some(error);
+            issues.collect_time = Some(time);
+        }
+    }
+
+    Assembly {
+        status: Status { luns, nodes },
+        notes,
+    }
+}
+
+/// Monitoring verdict (Nagios/Icinga plugin exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckLevel {
+    /// Every LUN optimal, no node errors.
+    Ok = 0,
+    /// Some LUN degraded or missing, or a node reports an apply/collect error.
+    Warning = 1,
+    /// Some LUN failed.
+    Critical = 2,
+    /// Some LUN unknown (and nothing worse), or the status could not be read.
+    Unknown = 3,
+}
+
+impl Status {
+    /// The monitoring verdict: failed beats degraded/missing/node errors, which beat unknown.
+    pub fn check_level(&self) -> CheckLevel {
+        let states: BTreeSet<MapState> = self.luns.iter().map(|l| l.cluster_state).collect();
+        if states.contains(&MapState::Failed) {
+            CheckLevel::Critical
+        } else if states.contains(&MapState::Degraded)
+            || states.contains(&MapState::Missing)
+            || !self.nodes.is_empty()
+        {
+            CheckLevel::Warning
+        } else if states.contains(&MapState::Unknown) {
+            CheckLevel::Unknown
+        } else {
+            CheckLevel::Ok
+        }
+    }
+
+    /// How many LUNs are in each cluster state.
+    pub fn counts(&self) -> BTreeMap<MapState, usize> {
+        let mut out = BTreeMap::new();
+        for l in &self.luns {
+            *out.entry(l.cluster_state).or_default() += 1;
+        }
+        out
+    }
+}
