@@ -1,0 +1,29 @@
+//! One module per subcommand, each with its clap arguments and a `run` function.
+
+pub mod status;
+
+/// A failed command: the error to print and the process exit code to use.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong, with context.
+    pub error: anyhow::Error,
+    /// The exit code (commands document theirs).
+    pub exit_code: u8,
+}
+
+impl Failure {
+    /// A failure with an explicit exit code.
+    pub fn new(exit_code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            error: error.into(),
+            exit_code,
+        }
+    }
+}
+
+/// Whether stdout should get ANSI colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn stdout_color() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stdout().is_terminal()
+}

@@ -1,0 +1,90 @@
+//! `mpcluster status`: the cluster health matrix.
+//!
+//! Exit codes: 0 on success; with `--check` the monitoring verdict (0 all optimal, 1 degraded,
+//! missing or a node error, 2 failed, 3 unknown or unreadable); 2 for an unreadable snapshot
+//! without `--check`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use mpcluster_core::snapshot::Snapshot;
+use mpcluster_core::status::{CheckLevel, assemble};
+use mpcluster_core::table::{self, TableOptions};
+
+use super::Failure;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// The `{luns, nodes}` object as JSON.
+    Json,
+}
+
+/// Arguments of `mpcluster status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Compute the status offline from a cluster snapshot file (`-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Exit with a monitoring code: 0 optimal, 1 degraded/missing/node error, 2 failed,
+    /// 3 unknown or unreadable.
+    #[arg(long)]
+    pub check: bool,
+}
+
+fn read_snapshot(path: &PathBuf) -> anyhow::Result<Snapshot> {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the snapshot from stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read snapshot {}", path.display()))?
+    };
+    Snapshot::from_json(&text).with_context(|| format!("snapshot {}", path.display()))
+}
+
+/// Run the command.
+pub fn run(args: &StatusArgs) -> Result<ExitCode, Failure> {
+    let unreadable = if args.check { 3 } else { 2 };
+    let snap = read_snapshot(&args.snapshot).map_err(|e| Failure::new(unreadable, e))?;
+    let assembly = assemble(&snap);
+    match args.format {
+        Format::Json => {
+            let text = serde_json::to_string_pretty(&assembly.status)
+                .context("cannot encode the status")
+                .map_err(|e| Failure::new(unreadable, e))?;
+            println!("{text}");
+        }
+        Format::Table => {
+            print!(
+                "{}",
+                table::render(
+                    &assembly.status,
+                    TableOptions {
+                        color: super::stdout_color(),
+                    }
+                )
+            );
+            for note in &assembly.notes {
+                eprintln!("note: {}", table::terminal_safe(note));
+            }
+        }
+    }
+    let code = if args.check {
+        assembly.status.check_level() as u8
+    } else {
+        CheckLevel::Ok as u8
+    };
+    Ok(ExitCode::from(code))
+}
