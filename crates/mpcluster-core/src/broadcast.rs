@@ -8,9 +8,14 @@
 //! A peer's value is untrusted input: [`decode`] never panics, ignores whatever it cannot use and
 //! says what it ignored. Encoding (with the size budget) lives in [`crate::payload`].
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::ids::Wwid;
@@ -32,7 +37,7 @@ pub struct MapSummary {
     pub paths_total: Option<u64>,
     /// Transport as a short word (`iscsi`, `fc`, `mixed`, ...).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub transport: Option<String>,
+    pub transport: Option<Arc<str>>,
     /// Map size in bytes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub size: Option<u64>,
@@ -92,27 +97,329 @@ pub fn unix_time(v: Option<&Value>) -> Option<i64> {
         .then(|| f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64)
 }
 
-/// Decode one map entry of a broadcast. `None` when the entry is not an object.
-pub fn decode_map_entry(v: &Value) -> Option<MapSummary> {
-    let obj = v.as_object()?;
-    let state = obj
-        .get("state")
-        .and_then(Value::as_str)
-        .map_or(MapState::Unknown, MapState::clamp);
-    let transport = obj
-        .get("transport")
-        .and_then(Value::as_str)
-        .filter(|t| {
-            !t.is_empty() && t.len() <= TRANSPORT_MAX_LEN && !t.chars().any(char::is_control)
-        })
-        .map(str::to_owned);
-    Some(MapSummary {
-        state,
-        paths_active: non_negative_int(obj.get("paths-active")),
-        paths_total: non_negative_int(obj.get("paths-total")),
-        transport,
-        size: non_negative_int(obj.get("size")),
-    })
+/// A JSON value as the tolerant decoder sees it: numbers and strings are kept, anything else
+/// (null, bool, array, object) is consumed and forgotten.
+enum Loose<'de> {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(Cow<'de, str>),
+    Other,
+}
+
+impl Loose<'_> {
+    fn non_negative_int(&self) -> Option<u64> {
+        match *self {
+            Loose::U64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn unix_time(&self) -> Option<i64> {
+        match *self {
+            Loose::U64(v) => Some(i64::try_from(v).unwrap_or(i64::MAX)),
+            Loose::I64(v) => Some(v),
+            Loose::F64(f) if f.is_finite() => {
+                Some(f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64)
+            }
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Loose::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+struct LooseVisitor;
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Loose::U64(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Loose::I64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Loose::F64(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Loose::Other)
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LooseVisitor)
+    }
+}
+
+/// A string key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Loose::deserialize(d)? {
+            Loose::Str(s) => Ok(Key(s)),
+            _ => Err(de::Error::custom("expected a string key")),
+        }
+    }
+}
+
+/// One map entry: `Some` for an object (fields decoded tolerantly), `None` for anything else.
+struct Entry(Option<MapSummary>);
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map summary object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+                let mut summary = MapSummary {
+                    state: MapState::Unknown,
+                    paths_active: None,
+                    paths_total: None,
+                    transport: None,
+                    size: None,
+                };
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let value: Loose<'de> = map.next_value()?;
+                    match &*key {
+                        "state" => {
+                            summary.state =
+                                value.as_str().map_or(MapState::Unknown, MapState::clamp)
+                        }
+                        "paths-active" => summary.paths_active = value.non_negative_int(),
+                        "paths-total" => summary.paths_total = value.non_negative_int(),
+                        "size" => summary.size = value.non_negative_int(),
+                        "transport" => {
+                            summary.transport = value
+                                .as_str()
+                                .filter(|t| {
+                                    !t.is_empty()
+                                        && t.len() <= TRANSPORT_MAX_LEN
+                                        && !t.chars().any(char::is_control)
+                                })
+                                .map(Arc::from)
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Entry(Some(summary)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Entry(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `maps` object: every entry decoded, problems listed.
+struct Maps {
+    maps: BTreeMap<Wwid, MapSummary>,
+    ignored: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Maps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Maps;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of map summaries")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Maps, A::Error> {
+                let mut out = Maps {
+                    maps: BTreeMap::new(),
+                    ignored: Vec::new(),
+                };
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let Entry(entry) = map.next_value()?;
+                    match (Wwid::new(&*key), entry) {
+                        (Ok(wwid), Some(summary)) => {
+                            out.maps.insert(wwid, summary);
+                        }
+                        (Err(e), _) => out.ignored.push(format!("maps: {e}")),
+                        (Ok(_), None) => out
+                            .ignored
+                            .push(format!("maps.{key}: entry is not an object")),
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The top level: `Ok` for an object, `Err(NotObject)` for any other JSON value.
+struct Top(Result<Decoded, DecodeError>);
+
+impl<'de> Deserialize<'de> for Top {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a broadcast object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+                let mut maps: Option<Maps> = None;
+                let mut maps_bad = false;
+                let mut time = None;
+                let mut truncated = None;
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    match &*key {
+                        "maps" => {
+                            // Peek the kind without buffering: a non-object `maps` is consumed
+                            // as a loose value.
+                            match map.next_value::<MaybeMaps>()? {
+                                MaybeMaps(Some(m)) => {
+                                    maps = Some(m);
+                                    maps_bad = false;
+                                }
+                                MaybeMaps(None) => {
+                                    maps = None;
+                                    maps_bad = true;
+                                }
+                            }
+                        }
+                        "time" => time = map.next_value::<Loose<'de>>()?.unix_time(),
+                        "truncated" => {
+                            truncated = map.next_value::<Loose<'de>>()?.non_negative_int()
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                let Some(maps) = maps.filter(|_| !maps_bad) else {
+                    return Ok(Top(Err(DecodeError::MapsNotObject)));
+                };
+                Ok(Top(Ok(Decoded {
+                    broadcast: Broadcast {
+                        time,
+                        maps: maps.maps,
+                        truncated,
+                    },
+                    ignored: maps.ignored,
+                })))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Top(Err(DecodeError::NotObject)))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top, E> {
+                Ok(Top(Err(DecodeError::NotObject)))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top, E> {
+                Ok(Top(Err(DecodeError::NotObject)))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top, E> {
+                Ok(Top(Err(DecodeError::NotObject)))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
+                Ok(Top(Err(DecodeError::NotObject)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top, E> {
+                Ok(Top(Err(DecodeError::NotObject)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
+                Ok(Top(Err(DecodeError::NotObject)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `maps` when it is an object, `None` (value consumed) otherwise.
+struct MaybeMaps(Option<Maps>);
+
+impl<'de> Deserialize<'de> for MaybeMaps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeMaps;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeMaps, A::Error> {
+                Maps::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|m| MaybeMaps(Some(m)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeMaps, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeMaps(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<MaybeMaps, E> {
+                Ok(MaybeMaps(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<MaybeMaps, E> {
+                Ok(MaybeMaps(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<MaybeMaps, E> {
+                Ok(MaybeMaps(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<MaybeMaps, E> {
+                Ok(MaybeMaps(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<MaybeMaps, E> {
+                Ok(MaybeMaps(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<MaybeMaps, E> {
+                Ok(MaybeMaps(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Tolerantly decode a peer's raw broadcast.
@@ -121,36 +428,14 @@ pub fn decode_map_entry(v: &Value) -> Option<MapSummary> {
 /// ignores that node. Entry-level problems (a map entry that is not an object, a key that is not
 /// a valid WWID) drop only that entry and are listed in [`Decoded::ignored`]. Counts and sizes
 /// that are not non-negative integers become `None`; unknown fields are ignored.
+///
+/// Streams over the input without building a `serde_json::Value` tree (this runs for every
+/// node on every status recomputation).
 pub fn decode(raw: &str) -> Result<Decoded, DecodeError> {
-    let value: Value =
-        serde_json::from_str(raw).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let Value::Object(obj) = value else {
-        return Err(DecodeError::NotObject);
-    };
-    let Some(Value::Object(maps)) = obj.get("maps") else {
-        return Err(DecodeError::MapsNotObject);
-    };
-    let mut out = Decoded::default();
-    for (key, entry) in maps {
-        let wwid = match Wwid::new(key.as_str()) {
-            Ok(w) => w,
-            Err(e) => {
-                out.ignored.push(format!("maps: {e}"));
-                continue;
-            }
-        };
-        match decode_map_entry(entry) {
-            Some(summary) => {
-                out.broadcast.maps.insert(wwid, summary);
-            }
-            None => out
-                .ignored
-                .push(format!("maps.{key}: entry is not an object")),
-        }
-    }
-    out.broadcast.time = unix_time(obj.get("time"));
-    out.broadcast.truncated = non_negative_int(obj.get("truncated"));
-    Ok(out)
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let top = Top::deserialize(&mut de).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    de.end().map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    top.0
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -39,15 +40,18 @@ impl IdError {
 macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident, $validate:path) => {
         $(#[$doc])*
+        ///
+        /// Shared (`Arc<str>`): cloning is a reference-count bump, which matters where the
+        /// status matrix repeats node names and WWIDs in every cell.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validate and wrap.
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 $validate(&value)?;
-                Ok($name(value))
+                Ok($name(Arc::from(value)))
             }
 
             /// The identifier as a string slice.
@@ -55,9 +59,9 @@ macro_rules! string_newtype {
                 &self.0
             }
 
-            /// Unwrap into the owned string.
+            /// The identifier as an owned string.
             pub fn into_string(self) -> String {
-                self.0
+                self.0.to_string()
             }
         }
 

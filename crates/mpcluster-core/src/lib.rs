@@ -8,6 +8,7 @@
 //! - [`snapshot`]: the cluster snapshot format (offline replay, support bundles).
 //! - [`status`]: status assembly from a snapshot: liveness, staleness, apply errors.
 //! - [`table`]: the human table rendering of a status.
+//! - [`synthetic`]: generated snapshots of any size (benchmarks, load tests, demo).
 //! - [`multipathd`]: multipathd output model, parsers (JSON and raw text formats), map health.
 //! - [`payload`]: building the broadcast payload within its size budget, change detection.
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod storage;
+pub mod synthetic;
 pub mod table;
 
 pub use ids::{Alias, IdError, NodeName, StorageId, Wwid};

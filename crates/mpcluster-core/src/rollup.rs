@@ -19,6 +19,7 @@
 //!   or `unknown` when no online node reports the LUN (a clamped `unknown` is no report) and none
 //!   is expected to carry it.
 
+use std::sync::Arc;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,7 @@ pub struct Cell {
     pub paths_total: Option<Option<u64>>,
     /// The transport the reporter named, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<String>,
+    pub transport: Option<Arc<str>>,
 }
 
 impl Cell {

@@ -26,7 +26,7 @@ fn summary(
         state: MapState::clamp(state),
         paths_active: Some(active),
         paths_total: Some(total),
-        transport: transport.map(str::to_owned),
+        transport: transport.map(std::sync::Arc::from),
         size,
     }
 }
