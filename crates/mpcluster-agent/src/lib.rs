@@ -1,1 +1,20 @@
-//! mpcluster-agent (in progress)
+//! mpcluster-agent: the node side of mpcluster (I/O lives here; pure logic in `mpcluster-core`).
+//!
+//! - [`client`]: the multipathd CLI socket client, [`MultipathdClient`] (one command per
+//!   connection, timeout, typed errors for `fail`/`timeout`/permission/help replies).
+//! - [`protocol`]: the socket protocol as pure functions (framing, reply classification).
+//! - [`socket`]: [`SocketAddrSpec`], the `--multipathd-socket` value (`default`, `@name`, path).
+//! - [`sysfs`]: [`read_map_size`], a map's size from `/sys/block/dm-N/size`.
+//! - [`fake`]: [`FakeMultipathd`], a fake daemon on the same protocol for tests and `demo`.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod fake;
+pub mod protocol;
+pub mod socket;
+pub mod sysfs;
+
+pub use client::{ClientError, MultipathdClient, Reply};
+pub use fake::{FakeController, FakeHandle, FakeMultipathd, Misbehaviour};
+pub use socket::{ResolvedSocket, SocketAddrSpec};
+pub use sysfs::{SysfsError, read_map_size};
