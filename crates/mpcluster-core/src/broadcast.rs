@@ -8,8 +8,8 @@
 //! A peer's value is untrusted input: [`decode`] never panics, ignores whatever it cannot use and
 //! says what it ignored. Encoding (with the size budget) lives in [`crate::payload`].
 
-use std::sync::Arc;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -277,23 +277,24 @@ impl<'de> Deserialize<'de> for Maps {
                 f.write_str("an object of map summaries")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Maps, A::Error> {
-                let mut out = Maps {
-                    maps: BTreeMap::new(),
-                    ignored: Vec::new(),
-                };
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+                let mut ignored = Vec::new();
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let Entry(entry) = map.next_value()?;
                     match (Wwid::new(&*key), entry) {
-                        (Ok(wwid), Some(summary)) => {
-                            out.maps.insert(wwid, summary);
+                        (Ok(wwid), Some(summary)) => entries.push((wwid, summary)),
+                        (Err(e), _) => ignored.push(format!("maps: {e}")),
+                        (Ok(_), None) => {
+                            ignored.push(format!("maps.{key}: entry is not an object"))
                         }
-                        (Err(e), _) => out.ignored.push(format!("maps: {e}")),
-                        (Ok(_), None) => out
-                            .ignored
-                            .push(format!("maps.{key}: entry is not an object")),
                     }
                 }
-                Ok(out)
+                // Bulk build: our own encoder writes keys sorted, so this is linear; a
+                // repeated key keeps its last value, as JSON object semantics say.
+                Ok(Maps {
+                    maps: entries.into_iter().collect(),
+                    ignored,
+                })
             }
         }
         d.deserialize_map(V)

@@ -122,6 +122,14 @@ pub const NODE_NAME_MAX_LEN: usize = 253;
 
 fn validate_wwid(v: &str) -> Result<(), IdError> {
     const KIND: &str = "WWID";
+    // Fast path for the common forms (NAA hex, T10 with '_', eui./nvme. with '.' and '-').
+    if !v.is_empty()
+        && v.len() <= WWID_MAX_LEN
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'))
+    {
+        return Ok(());
+    }
     if v.is_empty() {
         return Err(IdError::new(KIND, v, "must not be empty"));
     }

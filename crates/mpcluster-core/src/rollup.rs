@@ -19,8 +19,8 @@
 //!   or `unknown` when no online node reports the LUN (a clamped `unknown` is no report) and none
 //!   is expected to carry it.
 
-use std::sync::Arc;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +37,9 @@ pub struct RollupInput<'a> {
     pub aliases: &'a BTreeMap<Wwid, Alias>,
     /// The storage(s) consuming each LUN, already joined (`"a,b"`).
     pub consumers: &'a BTreeMap<Wwid, String>,
-    /// Each broadcasting node's decoded maps (offline and stale nodes included).
-    pub node_maps: &'a BTreeMap<NodeName, BTreeMap<Wwid, MapSummary>>,
+    /// Each broadcasting node's decoded maps (offline and stale nodes included), borrowed so a
+    /// caller can keep decoded broadcasts across recomputations.
+    pub node_maps: &'a BTreeMap<NodeName, &'a BTreeMap<Wwid, MapSummary>>,
     /// The nodes that are live; every other node counts as offline.
     pub online: &'a BTreeSet<NodeName>,
     /// Nodes expected to carry each allow-listed LUN.
@@ -116,6 +117,9 @@ pub struct LunStatus {
 }
 
 /// Fold the inputs into the matrix. Pure and deterministic; see the module docs for the rules.
+///
+/// Runs in one pass over the cells: every node's maps are sorted by WWID, so the rows are
+/// produced by merging the per-node iterators instead of looking each WWID up in every node.
 pub fn aggregate(input: &RollupInput<'_>) -> Vec<LunStatus> {
     let RollupInput {
         allow,
@@ -126,11 +130,6 @@ pub fn aggregate(input: &RollupInput<'_>) -> Vec<LunStatus> {
         expected,
     } = *input;
 
-    let mut wwids: BTreeSet<&Wwid> = allow.iter().collect();
-    for maps in node_maps.values() {
-        wwids.extend(maps.keys());
-    }
-
     // Actively multipathing = online and broadcasting; the fallback expected set.
     let active_nodes: BTreeSet<NodeName> = node_maps
         .keys()
@@ -139,73 +138,105 @@ pub fn aggregate(input: &RollupInput<'_>) -> Vec<LunStatus> {
         .collect();
     let no_expectation = BTreeSet::new();
 
-    wwids
-        .into_iter()
-        .map(|wwid| {
-            let listed = allow.contains(wwid);
-            let exp: &BTreeSet<NodeName> = if listed {
-                match expected.get(wwid) {
-                    Some(set) if !set.is_empty() => set,
-                    _ => &active_nodes,
-                }
-            } else {
-                &no_expectation
-            };
+    struct Cursor<'a> {
+        node: &'a NodeName,
+        online: bool,
+        maps: std::iter::Peekable<std::collections::btree_map::Iter<'a, Wwid, MapSummary>>,
+    }
+    let mut cursors: Vec<Cursor<'_>> = node_maps
+        .iter()
+        .map(|(node, maps)| Cursor {
+            node,
+            online: online.contains(node),
+            maps: maps.iter().peekable(),
+        })
+        .collect();
+    let mut allow_iter = allow.iter().peekable();
 
-            let mut nodes = BTreeMap::new();
-            let mut worst = MapState::Optimal;
-            let mut have_active = false;
-            let mut size = None;
-
-            for (node, maps) in node_maps {
-                let entry = maps.get(wwid);
-                if !online.contains(node) {
-                    if entry.is_some() {
-                        nodes.insert(node.clone(), Cell::bare(MapState::Unknown));
-                    }
-                    continue;
-                }
-                if let Some(summary) = entry {
-                    if summary.state != MapState::Unknown {
-                        have_active = true;
-                    }
-                    worst = worst.worst(summary.state);
-                    size = size.or(summary.size);
-                    nodes.insert(node.clone(), Cell::reported(summary));
-                } else if exp.contains(node) {
-                    have_active = true;
-                    worst = worst.worst(MapState::Missing);
-                    nodes.insert(node.clone(), Cell::bare(MapState::Missing));
+    let mut rows = Vec::new();
+    loop {
+        // The next row: the smallest WWID among the allow-list and every node's next map.
+        let mut next: Option<&Wwid> = allow_iter.peek().copied();
+        for c in &mut cursors {
+            if let Some((w, _)) = c.maps.peek() {
+                if next.is_none_or(|n| *w < n) {
+                    next = Some(*w);
                 }
             }
+        }
+        let Some(wwid) = next else { break };
+        let listed = allow_iter.next_if(|w| *w == wwid).is_some();
 
-            // Expected nodes with no broadcast at all: missing when online (it lost every path
-            // and cleared its broadcast), unknown when offline.
+        let exp: &BTreeSet<NodeName> = if listed {
+            match expected.get(wwid) {
+                Some(set) if !set.is_empty() => set,
+                _ => &active_nodes,
+            }
+        } else {
+            &no_expectation
+        };
+
+        // Cells in node-name order (cursors are in node order).
+        let mut cells: Vec<(NodeName, Cell)> = Vec::with_capacity(cursors.len());
+        let mut worst = MapState::Optimal;
+        let mut have_active = false;
+        let mut size = None;
+
+        for c in &mut cursors {
+            let entry = c.maps.next_if(|(w, _)| *w == wwid).map(|(_, s)| s);
+            if !c.online {
+                if entry.is_some() {
+                    cells.push((c.node.clone(), Cell::bare(MapState::Unknown)));
+                }
+                continue;
+            }
+            if let Some(summary) = entry {
+                if summary.state != MapState::Unknown {
+                    have_active = true;
+                }
+                worst = worst.worst(summary.state);
+                size = size.or(summary.size);
+                cells.push((c.node.clone(), Cell::reported(summary)));
+            } else if exp.contains(c.node) {
+                have_active = true;
+                worst = worst.worst(MapState::Missing);
+                cells.push((c.node.clone(), Cell::bare(MapState::Missing)));
+            }
+        }
+
+        // Expected nodes with no broadcast at all: missing when online (it lost every path
+        // and cleared its broadcast), unknown when offline.
+        if !exp.is_empty() {
+            let reporters = cells.len();
             for node in exp {
-                if nodes.contains_key(node) {
+                if cells[..reporters]
+                    .binary_search_by(|(n, _)| n.cmp(node))
+                    .is_ok()
+                {
                     continue;
                 }
                 if online.contains(node) {
                     have_active = true;
                     worst = worst.worst(MapState::Missing);
-                    nodes.insert(node.clone(), Cell::bare(MapState::Missing));
+                    cells.push((node.clone(), Cell::bare(MapState::Missing)));
                 } else {
-                    nodes.insert(node.clone(), Cell::bare(MapState::Unknown));
+                    cells.push((node.clone(), Cell::bare(MapState::Unknown)));
                 }
             }
+        }
 
-            LunStatus {
-                wwid: wwid.clone(),
-                alias: aliases.get(wwid).cloned(),
-                used_by: consumers.get(wwid).cloned(),
-                size,
-                cluster_state: if have_active {
-                    worst
-                } else {
-                    MapState::Unknown
-                },
-                nodes,
-            }
-        })
-        .collect()
+        rows.push(LunStatus {
+            wwid: wwid.clone(),
+            alias: aliases.get(wwid).cloned(),
+            used_by: consumers.get(wwid).cloned(),
+            size,
+            cluster_state: if have_active {
+                worst
+            } else {
+                MapState::Unknown
+            },
+            nodes: cells.into_iter().collect(),
+        });
+    }
+    rows
 }

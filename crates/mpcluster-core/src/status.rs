@@ -89,14 +89,56 @@ fn decode_error_report(raw: &str) -> Option<(String, Option<i64>)> {
 }
 
 /// Compute the cluster status from a snapshot. Pure, deterministic, never panics on peer data.
+///
+/// Decodes every broadcast; a long-lived reader that recomputes often should keep a
+/// [`StatusEngine`] instead, which decodes only what changed.
 pub fn assemble(snap: &Snapshot) -> Assembly {
+    StatusEngine::default().assemble(snap)
+}
+
+/// A node's broadcast as last seen, with its decoded form.
+#[derive(Debug)]
+struct CachedBroadcast {
+    raw: String,
+    decoded: Result<broadcast::Decoded, broadcast::DecodeError>,
+}
+
+/// Status assembly that remembers decoded broadcasts between calls: a broadcast whose raw
+/// value did not change is not decoded again. Results are identical to [`assemble`].
+#[derive(Debug, Default)]
+pub struct StatusEngine {
+    cache: BTreeMap<NodeName, CachedBroadcast>,
+}
+
+impl StatusEngine {
+    /// Compute the status of `snap`, reusing decoded broadcasts from earlier calls.
+    pub fn assemble(&mut self, snap: &Snapshot) -> Assembly {
+        self.cache
+            .retain(|node, _| snap.kv.multipath.contains_key(node));
+        for (node, raw) in &snap.kv.multipath {
+            let fresh = self.cache.get(node).is_none_or(|c| c.raw != *raw);
+            if fresh {
+                self.cache.insert(
+                    node.clone(),
+                    CachedBroadcast {
+                        raw: raw.clone(),
+                        decoded: broadcast::decode(raw),
+                    },
+                );
+            }
+        }
+        assemble_decoded(snap, &self.cache)
+    }
+}
+
+fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>) -> Assembly {
     let mut notes = Vec::new();
     let stale_after = snap.stale_after();
 
-    let mut node_maps: BTreeMap<NodeName, BTreeMap<Wwid, MapSummary>> = BTreeMap::new();
+    let mut node_maps: BTreeMap<NodeName, &BTreeMap<Wwid, MapSummary>> = BTreeMap::new();
     let mut stale: BTreeSet<&NodeName> = BTreeSet::new();
-    for (node, raw) in &snap.kv.multipath {
-        match broadcast::decode(raw) {
+    for (node, cached) in cache {
+        match &cached.decoded {
             Ok(decoded) => {
                 if !decoded.ignored.is_empty() {
                     notes.push(format!(
@@ -126,7 +168,7 @@ pub fn assemble(snap: &Snapshot) -> Assembly {
                     }
                     Some(_) => {}
                 }
-                node_maps.insert(node.clone(), decoded.broadcast.maps);
+                node_maps.insert(node.clone(), &decoded.broadcast.maps);
             }
             Err(e) => notes.push(format!("node {node}: broadcast ignored: {e}")),
         }

@@ -76,6 +76,8 @@ fn run(
         .iter()
         .map(|(k, nodes)| (w(k), nodes.iter().map(|x| n(x)).collect()))
         .collect();
+    let node_maps: BTreeMap<NodeName, &BTreeMap<Wwid, MapSummary>> =
+        node_maps.iter().map(|(n, m)| (n.clone(), m)).collect();
     let luns = aggregate(&RollupInput {
         allow: &allow,
         aliases: &aliases,
@@ -449,4 +451,23 @@ fn size_is_first_defined_among_online_reporters_in_name_order() {
         Some(9),
         "offline a's size ignored, b has none, c's used"
     );
+}
+
+#[test]
+fn offline_reporter_expected_but_not_reporting_shows_unknown() {
+    // An offline node that broadcasts other maps and is expected to carry wA: its cell is
+    // unknown (it cannot be judged), and it does not drive the roll-up.
+    let r = run(
+        &["wA"],
+        &[],
+        &[],
+        vec![
+            ("n1", vec![("wA", summary("optimal", 2, 2, None, None))]),
+            ("n2", vec![("wB", summary("optimal", 2, 2, None, None))]),
+        ],
+        &[("n1", true), ("n2", false)],
+        Some(&[("wA", &["n1", "n2"])]),
+    );
+    assert_eq!(r.cell("wA", "n2"), Some(MapState::Unknown));
+    assert_eq!(r.row("wA").cluster_state, MapState::Optimal);
 }

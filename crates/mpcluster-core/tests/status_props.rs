@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 const NOW: i64 = 10_000;
 const NODES: [&str; 5] = ["n0", "n1", "n2", "n3", "n4"];
 const WWIDS: [&str; 6] = ["w0", "w1", "w2", "w3", "w4", "w5"];
-const STATES: [&str; 7] = ["optimal", "degraded", "missing", "failed", "unknown", "bogus", ""];
+const STATES: [&str; 7] = [
+    "optimal", "degraded", "missing", "failed", "unknown", "bogus", "",
+];
 
 fn node(i: usize) -> NodeName {
     NodeName::new(NODES[i]).unwrap()
@@ -108,7 +110,8 @@ fn offline_nodes(snap: &Snapshot) -> BTreeSet<NodeName> {
                 .is_none_or(|t| NOW - t > snap.stale_after() as i64),
             Err(_) => false,
         };
-        let member_offline = !snap.members.is_empty() && !snap.members.get(n).is_some_and(|m| m.online);
+        let member_offline =
+            !snap.members.is_empty() && !snap.members.get(n).is_some_and(|m| m.online);
         if stale || member_offline {
             out.insert(n.clone());
         }
@@ -192,6 +195,14 @@ proptest! {
             serde_json::to_string(&a.status).unwrap(),
             serde_json::to_string(&b.status).unwrap()
         );
+    }
+
+    #[test]
+    fn incremental_engine_equals_stateless(a in arb_snapshot(), b in arb_snapshot()) {
+        let mut engine = mpcluster_core::status::StatusEngine::default();
+        prop_assert_eq!(engine.assemble(&a), assemble(&a));
+        prop_assert_eq!(engine.assemble(&b), assemble(&b));
+        prop_assert_eq!(engine.assemble(&a), assemble(&a));
     }
 
     #[test]
