@@ -5,12 +5,16 @@
 //! - [`protocol`]: the socket protocol as pure functions (framing, reply classification).
 //! - [`socket`]: [`SocketAddrSpec`], the `--multipathd-socket` value (`default`, `@name`, path).
 //! - [`sysfs`]: [`read_map_size`], a map's size from `/sys/block/dm-N/size`.
+//! - [`collect`]: one collection: multipathd -> parse -> sysfs sizes -> [`mpcluster_core::multipathd::NodeReport`].
+//! - [`run`]: the agent loop (membership, broadcast on change/refresh, collection errors).
 //! - [`fake`]: [`FakeMultipathd`], a fake daemon on the same protocol for tests and `demo`.
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod collect;
 pub mod fake;
 pub mod protocol;
+pub mod run;
 pub mod socket;
 pub mod sysfs;
 

@@ -41,6 +41,18 @@ pub mod kv_keys {
     pub const DETAIL: &str = "multipath-detail";
 }
 
+/// The cluster store documents mpcluster keeps (digest-guarded, cluster-wide).
+pub mod doc_names {
+    /// The multipath configuration (defaults, allow-list, aliases, per-LUN knobs).
+    pub const CONFIG: &str = "multipath-config";
+    /// The admin's verbatim `devices` / `overrides` sections.
+    pub const OVERRIDES: &str = "multipath-overrides";
+    /// Storage definitions.
+    pub const STORAGE: &str = "storage";
+    /// API tokens.
+    pub const TOKENS: &str = "tokens";
+}
+
 /// A cluster snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {

@@ -67,6 +67,36 @@ pub struct Assembly {
     pub status: Status,
     /// One line per ignored broadcast, ignored entry or stale node.
     pub notes: Vec<String>,
+    /// One entry per known node (member, reporter or expected), sorted by name.
+    pub node_overview: Vec<NodeOverview>,
+}
+
+/// What the cluster knows about one node (the `cluster/nodes` view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeOverview {
+    /// The node.
+    pub node: NodeName,
+    /// Live for the roll-up: a live member (or standalone) with a fresh broadcast, or a live
+    /// member that broadcasts nothing.
+    pub online: bool,
+    /// Membership as the store reports it; `None` in a standalone cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<bool>,
+    /// The time in the node's last health broadcast (unix s), if it has a readable one.
+    #[serde(rename = "last-broadcast", default, skip_serializing_if = "Option::is_none")]
+    pub last_broadcast: Option<i64>,
+    /// The broadcast is missing its time or is older than the staleness limit.
+    #[serde(default)]
+    pub stale: bool,
+    /// How many maps its broadcast lists (`None`: no readable broadcast).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps: Option<usize>,
+    /// A storage expects multipath on this node.
+    #[serde(default)]
+    pub expected: bool,
+    /// Its reported problems (apply / collect errors), as in [`Status::nodes`].
+    #[serde(flatten)]
+    pub issues: NodeIssues,
 }
 
 /// Longest error text kept from a peer's apply/collect report; longer text is cut.
@@ -230,9 +260,35 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
         }
     }
 
+    let mut known: BTreeSet<&NodeName> = snap.members.keys().collect();
+    known.extend(cache.keys());
+    known.extend(snap.expectations.nodes.iter());
+    known.extend(nodes.keys());
+    let node_overview = known
+        .into_iter()
+        .map(|node| {
+            let decoded = cache.get(node).and_then(|c| c.decoded.as_ref().ok());
+            NodeOverview {
+                node: node.clone(),
+                online: if cache.contains_key(node) || snap.expectations.nodes.contains(node) {
+                    online.contains(node)
+                } else {
+                    (standalone || member_online(node)) && !stale.contains(node)
+                },
+                member: (!standalone).then(|| member_online(node)),
+                last_broadcast: decoded.and_then(|d| d.broadcast.time),
+                stale: stale.contains(node),
+                maps: decoded.map(|d| d.broadcast.maps.len()),
+                expected: snap.expectations.nodes.contains(node),
+                issues: nodes.get(node).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+
     Assembly {
         status: Status { luns, nodes },
         notes,
+        node_overview,
     }
 }
 

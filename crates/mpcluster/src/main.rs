@@ -1,7 +1,7 @@
 //! `mpcluster`: cluster-wide dm-multipath configuration and health.
 //!
-//! Each subcommand is a thin call into the library crates; this file only parses arguments and
-//! maps results to exit codes.
+//! Each subcommand is a thin call into the library crates; this file only parses arguments,
+//! sets up logging and the async runtime, and maps results to exit codes.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,9 @@ mod cmd;
 #[derive(Debug, Parser)]
 #[command(name = "mpcluster", version, about, long_about = None)]
 struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `mpcluster_agent=debug`.
+    #[arg(long, global = true, env = "MPCLUSTER_LOG", default_value = "info")]
+    log: String,
     #[command(subcommand)]
     command: Commands,
 }
@@ -21,13 +24,46 @@ struct Cli {
 enum Commands {
     /// Show the cluster LUN x node health matrix.
     Status(cmd::status::StatusArgs),
+    /// List the cluster's nodes: membership, liveness, last broadcast, errors.
+    Nodes(cmd::nodes::NodesArgs),
+    /// Print the cluster snapshot (replay it with `status --snapshot FILE`).
+    Snapshot(cmd::snapshot::SnapshotArgs),
+    /// Run the API server (and, with the embedded store, this node's agent).
+    Serve(cmd::serve::ServeArgs),
+    /// Run the node agent: collect multipath state and broadcast it.
+    Agent(cmd::agent::AgentCmdArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Commands::Status(args) => cmd::status::run(&args),
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mpcluster: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
     };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Commands::Status(args) => cmd::status::run(args).await,
+            Commands::Nodes(args) => cmd::nodes::run(args).await,
+            Commands::Snapshot(args) => cmd::snapshot::run(args).await,
+            Commands::Serve(args) => cmd::serve::run(args).await,
+            Commands::Agent(args) => cmd::agent::run(args).await,
+        }
+    });
     match result {
         Ok(code) => code,
         Err(failure) => {

@@ -1,6 +1,13 @@
 //! One module per subcommand, each with its clap arguments and a `run` function.
 
+pub mod agent;
+pub mod agent_args;
+pub mod nodes;
+pub mod serve;
+pub mod snapshot;
+pub mod source;
 pub mod status;
+pub mod store_args;
 
 /// A failed command: the error to print and the process exit code to use.
 #[derive(Debug)]

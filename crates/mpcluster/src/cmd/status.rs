@@ -1,20 +1,18 @@
-//! `mpcluster status`: the cluster health matrix.
+//! `mpcluster status`: the cluster health matrix, from a snapshot file, a server or the store.
 //!
 //! Exit codes: 0 on success; with `--check` the monitoring verdict (0 all optimal, 1 degraded,
-//! missing or a node error, 2 failed, 3 unknown or unreadable); 2 for an unreadable snapshot
-//! without `--check`.
+//! missing or a node error, 2 failed, 3 unknown or unreadable); 2 for an unreadable snapshot or
+//! unreachable cluster without `--check`.
 
-use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use mpcluster_core::snapshot::Snapshot;
 use mpcluster_core::status::{CheckLevel, assemble};
 use mpcluster_core::table::{self, TableOptions};
 
 use super::Failure;
+use super::source::SourceArgs;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,9 +26,8 @@ pub enum Format {
 /// Arguments of `mpcluster status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Compute the status offline from a cluster snapshot file (`-` reads stdin).
-    #[arg(long, value_name = "FILE")]
-    pub snapshot: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -40,24 +37,14 @@ pub struct StatusArgs {
     pub check: bool,
 }
 
-fn read_snapshot(path: &PathBuf) -> anyhow::Result<Snapshot> {
-    let text = if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read the snapshot from stdin")?;
-        s
-    } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read snapshot {}", path.display()))?
-    };
-    Snapshot::from_json(&text).with_context(|| format!("snapshot {}", path.display()))
-}
-
 /// Run the command.
-pub fn run(args: &StatusArgs) -> Result<ExitCode, Failure> {
+pub async fn run(args: &StatusArgs) -> Result<ExitCode, Failure> {
     let unreadable = if args.check { 3 } else { 2 };
-    let snap = read_snapshot(&args.snapshot).map_err(|e| Failure::new(unreadable, e))?;
+    let snap = args
+        .source
+        .load()
+        .await
+        .map_err(|e| Failure::new(unreadable, e))?;
     let assembly = assemble(&snap);
     match args.format {
         Format::Json => {

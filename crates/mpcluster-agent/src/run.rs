@@ -1,0 +1,249 @@
+//! The agent loop: keep this node's membership alive, collect every `interval`, broadcast the
+//! summary and the per-path detail when they change (or every `refresh`), publish collection
+//! failures, and leave the cluster cleanly on shutdown.
+//!
+//! Entry point: [`run`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mpcluster_core::broadcast::MapSummary;
+use mpcluster_core::payload::{BroadcastPolicy, Decision, DetailPolicy};
+use mpcluster_core::snapshot::kv_keys;
+use mpcluster_core::{MapState, NodeName, Wwid};
+use mpcluster_store::{ClusterStore, MembershipHandle, StoreError};
+use serde_json::json;
+
+use crate::client::MultipathdClient;
+use crate::collect::{CollectError, collect};
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This node's name.
+    pub node: NodeName,
+    /// Collection interval (missed ticks are skipped, not bunched).
+    pub interval: Duration,
+    /// Republish unchanged values this often.
+    pub refresh: Duration,
+    /// Membership TTL: the node reads offline this long after the agent stops keeping alive.
+    pub member_ttl: Duration,
+    /// The sysfs root for map sizes (`/sys`).
+    pub sysfs_root: PathBuf,
+}
+
+impl AgentConfig {
+    /// Defaults: 2 s interval, 60 s refresh, 15 s membership TTL, `/sys`.
+    pub fn new(node: NodeName) -> Self {
+        AgentConfig {
+            node,
+            interval: Duration::from_secs(2),
+            refresh: mpcluster_core::payload::DEFAULT_REFRESH,
+            member_ttl: mpcluster_store::DEFAULT_MEMBER_TTL,
+            sysfs_root: PathBuf::from("/sys"),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The full error chain in one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+/// The per-node state of the loop (what was last published), kept apart from the I/O so a
+/// failed write only means "try again next tick".
+struct Publisher {
+    node: NodeName,
+    health: BroadcastPolicy,
+    detail: DetailPolicy,
+    /// The collection error last published (`None`: cleared / never set).
+    collect_error: Option<String>,
+    collect_error_at: i64,
+    refresh_secs: i64,
+    /// The last maps published, to demote to `unknown` when collection fails.
+    last_maps: std::collections::BTreeMap<Wwid, MapSummary>,
+}
+
+impl Publisher {
+    async fn put(
+        &self,
+        store: &dyn ClusterStore,
+        key: &str,
+        decision: &Decision,
+    ) -> Result<bool, StoreError> {
+        match decision {
+            Decision::Publish(v) => store.put(key, &self.node, Some(v)).await.map(|()| true),
+            Decision::Clear => store.put(key, &self.node, None).await.map(|()| true),
+            Decision::Unchanged => Ok(false),
+        }
+    }
+
+    async fn publish_collect_error(
+        &mut self,
+        store: &dyn ClusterStore,
+        now: i64,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        let due = now.saturating_sub(self.collect_error_at) >= self.refresh_secs;
+        if error == self.collect_error && !(error.is_some() && due) {
+            return Ok(());
+        }
+        let value = error
+            .as_ref()
+            .map(|e| json!({ "error": e, "time": now }).to_string());
+        store
+            .put(kv_keys::COLLECT, &self.node, value.as_deref())
+            .await?;
+        self.collect_error = error;
+        self.collect_error_at = now;
+        Ok(())
+    }
+
+    /// One tick's worth of publishing.
+    async fn tick(
+        &mut self,
+        store: &dyn ClusterStore,
+        result: Result<mpcluster_core::multipathd::NodeReport, CollectError>,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        match result {
+            Ok(report) => {
+                let maps = report.summaries();
+                let health = self.health.decide(now, &maps);
+                if let Err(e) = self.put(store, kv_keys::HEALTH, &health).await {
+                    self.health.invalidate();
+                    return Err(e);
+                }
+                self.last_maps = maps;
+                let detail = self.detail.decide(now, &report);
+                if let Err(e) = self.put(store, kv_keys::DETAIL, &detail).await {
+                    self.detail.invalidate();
+                    return Err(e);
+                }
+                self.publish_collect_error(store, now, None).await
+            }
+            Err(e) => {
+                let message = chain(&e);
+                if self.collect_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(error = %message, hint = e.hint().unwrap_or(""), "collection failed");
+                }
+                // We cannot tell how the maps are now: never leave an old "optimal" standing.
+                // Known maps are republished as `unknown`; with none known, nothing is claimed.
+                let unknown: std::collections::BTreeMap<Wwid, MapSummary> = self
+                    .last_maps
+                    .keys()
+                    .map(|w| {
+                        (
+                            w.clone(),
+                            MapSummary {
+                                state: MapState::Unknown,
+                                paths_active: None,
+                                paths_total: None,
+                                transport: None,
+                                size: None,
+                            },
+                        )
+                    })
+                    .collect();
+                let health = self.health.decide(now, &unknown);
+                if let Err(err) = self.put(store, kv_keys::HEALTH, &health).await {
+                    self.health.invalidate();
+                    return Err(err);
+                }
+                self.publish_collect_error(store, now, Some(message)).await
+            }
+        }
+    }
+}
+
+/// Join the cluster (retrying while the store is unavailable, until `shutdown`).
+async fn join_with_retry(
+    store: &dyn ClusterStore,
+    config: &AgentConfig,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Option<MembershipHandle> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match store.join(&config.node, config.member_ttl).await {
+            Ok(h) => return Some(h),
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "cannot join the cluster yet; retrying");
+            }
+        }
+        tokio::select! {
+            _ = &mut *shutdown => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Run the agent until `shutdown` resolves; then leave the cluster (the node reads offline at
+/// once) and return.
+pub async fn run(
+    store: Arc<dyn ClusterStore>,
+    client: MultipathdClient,
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let Some(membership) = join_with_retry(store.as_ref(), &config, &mut shutdown).await else {
+        return;
+    };
+    tracing::info!(node = %config.node, store = %store.describe(), "agent running");
+    let mut publisher = Publisher {
+        node: config.node.clone(),
+        health: BroadcastPolicy::new(config.refresh),
+        detail: DetailPolicy::new(config.refresh),
+        collect_error: None,
+        collect_error_at: 0,
+        refresh_secs: i64::try_from(config.refresh.as_secs()).unwrap_or(i64::MAX),
+        last_maps: Default::default(),
+    };
+    // An earlier run's collection error must not linger: clear it at start.
+    publisher.collect_error = Some(String::new());
+
+    let mut interval = tokio::time::interval(config.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut store_failing = false;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = interval.tick() => {}
+        }
+        let result = collect(&client, &config.sysfs_root).await;
+        match publisher.tick(store.as_ref(), result).await {
+            Ok(()) => {
+                if store_failing {
+                    tracing::info!("store writable again");
+                    store_failing = false;
+                }
+            }
+            Err(e) => {
+                if !store_failing {
+                    tracing::warn!(error = %chain(&e), "cannot publish to the store; will retry");
+                    store_failing = true;
+                }
+            }
+        }
+    }
+    if let Err(e) = membership.leave().await {
+        tracing::warn!(error = %chain(&e), "leaving the cluster failed; the membership expires by TTL");
+    }
+    tracing::info!(node = %config.node, "agent stopped");
+}

@@ -1,0 +1,206 @@
+//! The status cache: the cluster status is computed here, on store change events (debounced)
+//! and on a timer (broadcasts age into staleness without any event), never per request.
+//!
+//! Entry point: [`StatusCache::spawn`]. Handlers read the latest [`StatusView`] from a
+//! `watch` channel and send its pre-encoded bodies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mpcluster_core::NodeName;
+use mpcluster_core::snapshot::Snapshot;
+use mpcluster_core::status::{Assembly, StatusEngine};
+use mpcluster_store::{ClusterStore, StoreSubscription};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::chain;
+use crate::read::{read_snapshot, unix_now};
+
+/// How the cache refreshes.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Recompute at least this often (ageing into staleness, detecting a lost store).
+    pub refresh: Duration,
+    /// After a change event, wait this long for more before recomputing.
+    pub debounce: Duration,
+    /// Staleness limit passed into the snapshot (`None` = the default 180 s).
+    pub stale_after: Option<u64>,
+    /// This node, for a standalone store.
+    pub local_node: Option<NodeName>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            refresh: Duration::from_secs(5),
+            debounce: Duration::from_millis(100),
+            stale_after: None,
+            local_node: None,
+        }
+    }
+}
+
+/// One computed status with everything handlers send, pre-encoded.
+#[derive(Debug)]
+pub struct StatusView {
+    /// The snapshot the status was computed from (the last good one).
+    pub snapshot: Arc<Snapshot>,
+    /// The assembly (status, notes, node overview).
+    pub assembly: Arc<Assembly>,
+    /// Problems with stored documents.
+    pub doc_notes: Vec<String>,
+    /// When it was computed (unix s).
+    pub computed_at: i64,
+    /// `{"data": {"luns", "nodes"}}`.
+    pub status_body: Bytes,
+    /// `{"data": [node overview...]}`.
+    pub nodes_body: Bytes,
+    /// Set when the latest refresh failed: the store's error. The rest is the last good state.
+    pub store_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Data<T> {
+    data: T,
+}
+
+#[derive(Serialize)]
+struct StaleStatus<'a> {
+    #[serde(flatten)]
+    status: &'a mpcluster_core::status::Status,
+    stale: bool,
+}
+
+impl StatusView {
+    /// The last good status marked `"stale": true`, for the 503 body.
+    pub fn stale_status_json(&self) -> serde_json::Value {
+        serde_json::to_value(StaleStatus {
+            status: &self.assembly.status,
+            stale: true,
+        })
+        .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The handle handlers use: the latest view, or `None` before the first successful refresh.
+#[derive(Debug, Clone)]
+pub struct StatusCache {
+    rx: watch::Receiver<Option<Arc<StatusView>>>,
+    first_error: watch::Receiver<Option<String>>,
+}
+
+impl StatusCache {
+    /// The latest view (`None` until the store answered once).
+    pub fn latest(&self) -> Option<Arc<StatusView>> {
+        self.rx.borrow().clone()
+    }
+
+    /// Why there is no view yet (the store has not answered since start).
+    pub fn startup_error(&self) -> Option<String> {
+        self.first_error.borrow().clone()
+    }
+
+    /// Wait until a view computed at or after `after` (unix s) exists (tests, CLI).
+    pub async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
+
+    /// Start the refresh task. It ends when the returned handle is aborted or the store's event
+    /// channel closes.
+    pub fn spawn(
+        store: Arc<dyn ClusterStore>,
+        config: CacheConfig,
+    ) -> (StatusCache, JoinHandle<()>) {
+        let (tx, rx) = watch::channel(None);
+        let (err_tx, first_error) = watch::channel(None);
+        let task = tokio::spawn(refresh_loop(store, config, tx, err_tx));
+        (StatusCache { rx, first_error }, task)
+    }
+}
+
+fn encode<T: Serialize>(data: T) -> Bytes {
+    // Encoding our own types into a Vec cannot fail.
+    Bytes::from(serde_json::to_vec(&Data { data }).unwrap_or_default())
+}
+
+async fn refresh_loop(
+    store: Arc<dyn ClusterStore>,
+    config: CacheConfig,
+    tx: watch::Sender<Option<Arc<StatusView>>>,
+    err_tx: watch::Sender<Option<String>>,
+) {
+    let mut events: StoreSubscription = store.subscribe().await;
+    let mut engine = StatusEngine::default();
+    let mut timer = tokio::time::interval(config.refresh);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_error: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = timer.tick() => {}
+            ev = events.recv() => {
+                if ev.is_none() {
+                    tracing::info!("store event channel closed; status cache stops");
+                    return;
+                }
+                // Debounce: one recomputation for a burst of changes.
+                tokio::time::sleep(config.debounce).await;
+                while events.try_recv().is_some() {}
+            }
+        }
+        match read_snapshot(
+            store.as_ref(),
+            unix_now(),
+            config.stale_after,
+            config.local_node.as_ref(),
+        )
+        .await
+        {
+            Ok(read) => {
+                if last_error.take().is_some() {
+                    tracing::info!(store = %store.describe(), "store reachable again");
+                }
+                let assembly = engine.assemble(&read.snapshot);
+                for note in &read.notes {
+                    tracing::warn!("{note}");
+                }
+                let view = StatusView {
+                    status_body: encode(&assembly.status),
+                    nodes_body: encode(&assembly.node_overview),
+                    snapshot: Arc::new(read.snapshot),
+                    assembly: Arc::new(assembly),
+                    doc_notes: read.notes,
+                    computed_at: unix_now(),
+                    store_error: None,
+                };
+                let _ = err_tx.send(None);
+                let _ = tx.send(Some(Arc::new(view)));
+            }
+            Err(e) => {
+                let message = chain(&e);
+                if last_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(error = %message, "status refresh failed");
+                }
+                last_error = Some(message.clone());
+                let _ = err_tx.send(Some(message.clone()));
+                let previous = tx.borrow().clone();
+                if let Some(prev) = previous {
+                    if prev.store_error.as_deref() != Some(message.as_str()) {
+                        let view = StatusView {
+                            snapshot: prev.snapshot.clone(),
+                            assembly: prev.assembly.clone(),
+                            doc_notes: prev.doc_notes.clone(),
+                            computed_at: prev.computed_at,
+                            status_body: prev.status_body.clone(),
+                            nodes_body: prev.nodes_body.clone(),
+                            store_error: Some(message),
+                        };
+                        let _ = tx.send(Some(Arc::new(view)));
+                    }
+                }
+            }
+        }
+    }
+}

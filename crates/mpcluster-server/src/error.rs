@@ -1,0 +1,144 @@
+//! [`ApiError`]: the one place where errors become HTTP status codes.
+//!
+//! Handlers return `Result<_, ApiError>`; store and core errors convert with `From`, and the
+//! status code is chosen here and nowhere else. Bodies are JSON:
+//! `{"data": <null or last good data>, "message": "...", "errors": {"<field>": "..."}?}`.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mpcluster_store::StoreError;
+use serde::Serialize;
+use serde_json::Value;
+
+/// An API failure: what the client gets.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A message a person can act on.
+    pub message: String,
+    /// Per-field errors (validation), shown next to their fields by clients.
+    pub errors: BTreeMap<String, String>,
+    /// Data that is still worth showing (e.g. the last good status while the store is down).
+    pub data: Option<Value>,
+}
+
+/// The kinds of failure the API distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or invalid (400).
+    BadRequest,
+    /// Authentication missing or wrong (401).
+    Unauthorized,
+    /// Authenticated but not allowed (403).
+    Forbidden,
+    /// The thing does not exist (404).
+    NotFound,
+    /// A digest-guarded write lost a race (409).
+    Conflict,
+    /// The request body is too large (413).
+    TooLarge,
+    /// The cluster store is unavailable (503).
+    Unavailable,
+    /// A bug or an unexpected failure (500).
+    Internal,
+}
+
+impl ErrorKind {
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// An error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            status: kind.status(),
+            message: message.into(),
+            errors: BTreeMap::new(),
+            data: None,
+        }
+    }
+
+    /// A 400 with one field error.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let field = field.into();
+        let mut e = ApiError::new(ErrorKind::BadRequest, format!("{field}: {message}"));
+        e.errors.insert(field, message);
+        e
+    }
+
+    /// Attach data that is still useful to the client.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// The full error chain in one line (`a: b: c`), since `Display` of our errors never repeats
+/// their source.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let kind = match &e {
+            StoreError::Unavailable { .. } => ErrorKind::Unavailable,
+            StoreError::Conflict { .. } => ErrorKind::Conflict,
+            StoreError::ValueTooLarge { .. } | StoreError::DocumentTooLarge { .. } => {
+                ErrorKind::TooLarge
+            }
+            StoreError::InvalidName { .. } => ErrorKind::BadRequest,
+            _ => ErrorKind::Internal,
+        };
+        let message = if kind == ErrorKind::Conflict {
+            "configuration changed meanwhile — reload and retry".to_owned()
+        } else {
+            chain(&e)
+        };
+        if kind == ErrorKind::Internal {
+            tracing::error!(error = %chain(&e), "store error");
+        }
+        ApiError::new(kind, message)
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    data: &'a Option<Value>,
+    message: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    errors: &'a BTreeMap<String, String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            data: &self.data,
+            message: &self.message,
+            errors: &self.errors,
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,91 @@
+//! mpcluster-server: the HTTP API over the cluster store.
+//!
+//! - [`app`] builds the axum [`Router`] from an [`AppState`] (tests drive it with `oneshot`).
+//! - [`serve`] runs it on a pre-bound listener until a shutdown future resolves.
+//! - [`cache::StatusCache`] computes the status from store events; handlers never compute it.
+//! - [`error::ApiError`] is the one place errors become HTTP status codes.
+//! - [`read::read_snapshot`] reads a cluster snapshot from any store (also used by the CLI).
+#![warn(missing_docs)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use mpcluster_store::ClusterStore;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+
+pub mod cache;
+pub mod error;
+pub mod read;
+pub mod routes;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The cluster store.
+    pub store: Arc<dyn ClusterStore>,
+    /// The status cache.
+    pub cache: cache::StatusCache,
+}
+
+/// The OpenAPI description of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mpcluster API",
+        description = "Cluster-wide dm-multipath configuration and health"
+    ),
+    paths(
+        routes::status,
+        routes::nodes,
+        routes::snapshot,
+        routes::node_disks,
+        routes::health
+    )
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+/// The router: every route of the API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/api2/openapi.json", get(openapi))
+        .route("/api2/json/cluster/multipath/status", get(routes::status))
+        .route(
+            "/api2/json/cluster/multipath/snapshot",
+            get(routes::snapshot),
+        )
+        .route("/api2/json/cluster/nodes", get(routes::nodes))
+        .route(
+            "/api2/json/nodes/{node}/disks/multipath",
+            get(routes::node_disks),
+        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,133 @@
+//! Reading a [`Snapshot`] out of the cluster store: membership, the node KV keys the status
+//! needs, the multipath configuration's allow-list and the storage expectations.
+//!
+//! Entry point: [`read_snapshot`]. Used by the status cache, the snapshot export and the CLI's
+//! `--store` mode, so all of them see the cluster the same way.
+
+use std::collections::BTreeSet;
+
+use mpcluster_core::snapshot::{
+    KvSnapshot, SNAPSHOT_VERSION, Snapshot, SnapshotConfig, doc_names, kv_keys,
+};
+use mpcluster_core::storage::{StorageConfig, expectations};
+use mpcluster_core::{Alias, NodeName, Wwid};
+use mpcluster_store::{ClusterStore, StoreError};
+
+/// A snapshot plus what could not be used from the documents (a broken document never takes
+/// the status down: it is reported and treated as empty).
+#[derive(Debug, Clone)]
+pub struct ReadSnapshot {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// Problems with stored documents.
+    pub notes: Vec<String>,
+}
+
+/// The allow-list and aliases of the stored multipath configuration document
+/// (`{"wwids": {"<wwid>": {"alias": "..."}}}`; other fields are the agents' business).
+pub fn allow_list(doc: &str) -> Result<SnapshotConfig, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(doc).map_err(|e| format!("not JSON: {e}"))?;
+    let mut out = SnapshotConfig::default();
+    let Some(wwids) = value.get("wwids") else {
+        return Ok(out);
+    };
+    let wwids = wwids
+        .as_object()
+        .ok_or_else(|| "\"wwids\" is not an object".to_owned())?;
+    for (key, entry) in wwids {
+        let wwid = Wwid::new(key.as_str()).map_err(|e| format!("wwids: {e}"))?;
+        if let Some(alias) = entry.get("alias").and_then(|a| a.as_str()) {
+            let alias = Alias::new(alias).map_err(|e| format!("wwids.{key}.alias: {e}"))?;
+            out.aliases.insert(wwid.clone(), alias);
+        }
+        out.wwids.push(wwid);
+    }
+    Ok(out)
+}
+
+/// Read everything the status needs. `local_node` names this node for a standalone store,
+/// where membership is empty and the cluster's node list is this node plus every reporter.
+pub async fn read_snapshot(
+    store: &dyn ClusterStore,
+    now: i64,
+    stale_after: Option<u64>,
+    local_node: Option<&NodeName>,
+) -> Result<ReadSnapshot, StoreError> {
+    let members = store.members().await?;
+    let multipath = store.get_all(kv_keys::HEALTH).await?;
+    let multipath_apply = store.get_all(kv_keys::APPLY).await?;
+    let multipath_collect = store.get_all(kv_keys::COLLECT).await?;
+    let config_doc = store.read_doc(doc_names::CONFIG).await?;
+    let storage_doc = store.read_doc(doc_names::STORAGE).await?;
+
+    let mut notes = Vec::new();
+    let config = match config_doc {
+        None => SnapshotConfig::default(),
+        Some((text, _)) => allow_list(&text).unwrap_or_else(|e| {
+            notes.push(format!("document '{}' unreadable: {e}", doc_names::CONFIG));
+            SnapshotConfig::default()
+        }),
+    };
+    let storage = match storage_doc {
+        None => StorageConfig::default(),
+        Some((text, _)) => serde_json::from_str::<StorageConfig>(&text).unwrap_or_else(|e| {
+            notes.push(format!("document '{}' unreadable: {e}", doc_names::STORAGE));
+            StorageConfig::default()
+        }),
+    };
+
+    let mut cluster_nodes: BTreeSet<NodeName> = members.keys().cloned().collect();
+    if members.is_empty() {
+        cluster_nodes.extend(local_node.cloned());
+        cluster_nodes.extend(multipath.keys().cloned());
+    }
+    let expectations = expectations(&storage, &cluster_nodes);
+
+    Ok(ReadSnapshot {
+        snapshot: Snapshot {
+            version: SNAPSHOT_VERSION,
+            now,
+            stale_after,
+            config,
+            members,
+            kv: KvSnapshot {
+                multipath,
+                multipath_apply,
+                multipath_collect,
+            },
+            expectations,
+        },
+        notes,
+    })
+}
+
+/// Unix time now (seconds).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn allow_list_forms() {
+        let c = allow_list(
+            r#"{"defaults": {"polling-interval": 5}, "wwids": {"w1": {"alias": "a"}, "w2": {}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.wwids.len(), 2);
+        assert_eq!(c.aliases.len(), 1);
+        assert!(allow_list("{}").unwrap().wwids.is_empty());
+        assert!(allow_list(r#"{"wwids": []}"#).is_err());
+        assert!(
+            allow_list(r#"{"wwids": {"bad wwid": {}}}"#)
+                .unwrap_err()
+                .contains("invalid WWID")
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! `mpcluster snapshot`: print the cluster snapshot (for support bundles; replay it with
+//! `mpcluster status --snapshot FILE`).
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Failure;
+use super::source::SourceArgs;
+
+/// Arguments of `mpcluster snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Run the command.
+pub async fn run(args: &SnapshotArgs) -> Result<ExitCode, Failure> {
+    let snap = args.source.load().await.map_err(|e| Failure::new(2, e))?;
+    let text = serde_json::to_string_pretty(&snap).map_err(|e| Failure::new(2, e))?;
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
