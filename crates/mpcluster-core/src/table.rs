@@ -1,1 +1,231 @@
-//! table (in progress)
+//! The human table for a [`Status`]: one row per LUN, one column per node, then node problems.
+//!
+//! Entry point: [`render`]. Colour is the caller's decision ([`TableOptions::color`]): the CLI
+//! enables it only on a TTY and never with `NO_COLOR`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::ids::NodeName;
+use crate::rollup::{Cell, LunStatus};
+use crate::state::MapState;
+use crate::status::Status;
+
+/// Rendering options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOptions {
+    /// Emit ANSI colour codes for states.
+    pub color: bool,
+}
+
+/// Bytes as a short IEC size (`512 B`, `64.0 MiB`, `1.5 TiB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian, no time zone database).
+pub fn format_unix_utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Make peer-supplied text safe for a terminal: control characters (newlines, escapes) are
+/// shown escaped instead of being interpreted.
+pub fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn paint(state: MapState, text: &str, color: bool) -> String {
+    if !color {
+        return text.to_owned();
+    }
+    let code = match state {
+        MapState::Optimal => "32",       // green
+        MapState::Degraded => "33",      // yellow/amber
+        MapState::Missing => "38;5;208", // orange
+        MapState::Failed => "1;31",      // bold red
+        MapState::Unknown => "90",       // grey
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+fn cell_text(cell: Option<&Cell>) -> (Option<MapState>, String) {
+    let Some(cell) = cell else {
+        return (None, "-".to_owned());
+    };
+    let text = match (cell.paths_active, cell.paths_total) {
+        (Some(a), Some(t)) => {
+            let num = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+            format!("{} {}/{}", cell.state, num(a), num(t))
+        }
+        _ => cell.state.to_string(),
+    };
+    (Some(cell.state), text)
+}
+
+/// Render the status as a table for people. LUNs are listed worst first, then by WWID.
+pub fn render(status: &Status, opts: TableOptions) -> String {
+    let nodes: BTreeSet<&NodeName> = status.luns.iter().flat_map(|l| l.nodes.keys()).collect();
+    let mut luns: Vec<&LunStatus> = status.luns.iter().collect();
+    luns.sort_by(|a, b| {
+        b.cluster_state
+            .cmp(&a.cluster_state)
+            .then(a.wwid.cmp(&b.wwid))
+    });
+
+    // Each cell: (state for colour, plain text).
+    let mut header: Vec<(Option<MapState>, String)> = ["LUN", "USED BY", "SIZE", "STATE"]
+        .iter()
+        .map(|h| (None, (*h).to_owned()))
+        .collect();
+    header.extend(nodes.iter().map(|n| (None, n.to_string())));
+    let mut rows = vec![header];
+    for lun in &luns {
+        let label = lun
+            .alias
+            .as_ref()
+            .map_or_else(|| lun.wwid.to_string(), |a| a.to_string());
+        let mut row = vec![
+            (None, label),
+            (None, lun.used_by.clone().unwrap_or_else(|| "-".to_owned())),
+            (None, lun.size.map_or_else(|| "-".to_owned(), human_size)),
+            (Some(lun.cluster_state), lun.cluster_state.to_string()),
+        ];
+        row.extend(nodes.iter().map(|n| cell_text(lun.nodes.get(*n))));
+        rows.push(row);
+    }
+
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].1.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+
+    let mut out = String::new();
+    if luns.is_empty() {
+        out.push_str("No LUNs: the allow-list is empty and no node reports a multipath map.\n");
+    } else {
+        for row in &rows {
+            let mut line = String::new();
+            for (i, (state, text)) in row.iter().enumerate() {
+                let pad = widths[i] - text.chars().count();
+                let shown = match state {
+                    Some(s) => paint(*s, text, opts.color),
+                    None => text.clone(),
+                };
+                line.push_str(&shown);
+                if i + 1 < columns {
+                    line.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        let counts = status.counts();
+        let summary: Vec<String> = counts
+            .iter()
+            .rev()
+            .map(|(state, n)| paint(*state, &format!("{n} {state}"), opts.color))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{} LUN{}: {}",
+            luns.len(),
+            if luns.len() == 1 { "" } else { "s" },
+            summary.join(", ")
+        );
+    }
+
+    if !status.nodes.is_empty() {
+        out.push_str("\nNode problems:\n");
+        for (node, issues) in &status.nodes {
+            let when = |t: &Option<Option<i64>>| match t {
+                Some(Some(t)) => format!(" (since {})", format_unix_utc(*t)),
+                _ => String::new(),
+            };
+            if let Some(e) = &issues.apply_error {
+                let _ = writeln!(
+                    out,
+                    "  {node}: config apply failed{}: {}",
+                    when(&issues.apply_time),
+                    terminal_safe(e)
+                );
+            }
+            if let Some(e) = &issues.collect_error {
+                let _ = writeln!(
+                    out,
+                    "  {node}: collection failed{}: {}",
+                    when(&issues.collect_time),
+                    terminal_safe(e)
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(64 * 1024 * 1024), "64.0 MiB");
+        assert_eq!(human_size(3 * (1 << 40) / 2), "1.5 TiB");
+        assert_eq!(human_size(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(format_unix_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_unix_utc(1_796_000_000), "2026-11-30 00:53:20 UTC");
+        assert_eq!(format_unix_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_unix_utc(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(terminal_safe("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+    }
+}
