@@ -2,6 +2,7 @@
 //!
 //! - [`ids`]: validated identifiers (WWID, node name, alias).
 //! - [`state`]: cell/LUN health states and their severity order.
+//! - [`config`]: the cluster multipath configuration: knob table, allow-list, overrides, rendering.
 //! - [`broadcast`]: the per-node health broadcast and its tolerant decoder.
 //! - [`rollup`]: the LUN x node matrix and per-LUN cluster state (the seed's roll-up).
 //! - [`storage`]: storage definitions and the expectations derived from them.
@@ -14,6 +15,8 @@
 #![warn(missing_docs)]
 
 pub mod broadcast;
+pub mod config;
+pub mod digest;
 pub mod ids;
 pub mod multipathd;
 pub mod payload;
