@@ -7,6 +7,7 @@
 //! - [`sysfs`]: [`read_map_size`], a map's size from `/sys/block/dm-N/size`.
 //! - [`collect`]: one collection: multipathd -> parse -> sysfs sizes -> [`mpcluster_core::multipathd::NodeReport`].
 //! - [`run`]: the agent loop (membership, broadcast on change/refresh, collection errors).
+//! - [`sim`]: simulated nodes (maps and paths rendered as multipathd replies) for the demo and tests.
 //! - [`fake`]: [`FakeMultipathd`], a fake daemon on the same protocol for tests and `demo`.
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod collect;
 pub mod fake;
 pub mod protocol;
 pub mod run;
+pub mod sim;
 pub mod socket;
 pub mod sysfs;
 

@@ -158,10 +158,10 @@ pub fn aggregate(input: &RollupInput<'_>) -> Vec<LunStatus> {
         // The next row: the smallest WWID among the allow-list and every node's next map.
         let mut next: Option<&Wwid> = allow_iter.peek().copied();
         for c in &mut cursors {
-            if let Some((w, _)) = c.maps.peek() {
-                if next.is_none_or(|n| *w < n) {
-                    next = Some(*w);
-                }
+            if let Some((w, _)) = c.maps.peek()
+                && next.is_none_or(|n| *w < n)
+            {
+                next = Some(*w);
             }
         }
         let Some(wwid) = next else { break };

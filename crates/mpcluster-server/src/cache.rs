@@ -186,19 +186,19 @@ async fn refresh_loop(
                 last_error = Some(message.clone());
                 let _ = err_tx.send(Some(message.clone()));
                 let previous = tx.borrow().clone();
-                if let Some(prev) = previous {
-                    if prev.store_error.as_deref() != Some(message.as_str()) {
-                        let view = StatusView {
-                            snapshot: prev.snapshot.clone(),
-                            assembly: prev.assembly.clone(),
-                            doc_notes: prev.doc_notes.clone(),
-                            computed_at: prev.computed_at,
-                            status_body: prev.status_body.clone(),
-                            nodes_body: prev.nodes_body.clone(),
-                            store_error: Some(message),
-                        };
-                        let _ = tx.send(Some(Arc::new(view)));
-                    }
+                if let Some(prev) = previous
+                    && prev.store_error.as_deref() != Some(message.as_str())
+                {
+                    let view = StatusView {
+                        snapshot: prev.snapshot.clone(),
+                        assembly: prev.assembly.clone(),
+                        doc_notes: prev.doc_notes.clone(),
+                        computed_at: prev.computed_at,
+                        status_body: prev.status_body.clone(),
+                        nodes_body: prev.nodes_body.clone(),
+                        store_error: Some(message),
+                    };
+                    let _ = tx.send(Some(Arc::new(view)));
                 }
             }
         }
