@@ -1,0 +1,276 @@
+//! `mpcluster demo`: a whole simulated cluster in one process. An embedded store, N simulated
+//! nodes (each a fake multipathd over the real socket protocol, with its own sysfs tree) and
+//! one real agent per node, the real API server, and a timeline that loops through the
+//! failures an admin should see: a path fails and comes back, a node goes silent, a node's
+//! configuration apply fails, a LUN loses every path on one node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use mpcluster_agent::MultipathdClient;
+use mpcluster_agent::run::AgentConfig;
+use mpcluster_agent::sim::{SimMap, SimNode, SimState};
+use mpcluster_core::NodeName;
+use mpcluster_core::snapshot::{doc_names, kv_keys};
+use mpcluster_server::cache::{CacheConfig, StatusCache};
+use mpcluster_server::{AppState, app, serve};
+use mpcluster_store::{ClusterStore, Expect, StoreOptions, StoreSpec};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Failure;
+use super::serve::shutdown_signal;
+
+/// Arguments of `mpcluster demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of simulated nodes (2 to 64).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(2..=64))]
+    pub nodes: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8470", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// Seconds between timeline steps.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub step: u64,
+    /// Keep the demo's store and sockets here (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The demo's LUNs.
+const LUN_VMS: &str = "3600a098038303053453f463045727a01";
+const LUN_ZONED: &str = "3600a098038303053453f463045727a02";
+const LUN_BACKUP: &str = "3600a098038303053453f463045727a03";
+const LUN_HAND: &str = "36001405d1c0ffee0000000000000042";
+
+/// Broadcasts older than this read offline in the demo (production default: 180 s), so a
+/// silent node shows within a timeline step.
+const DEMO_STALE_AFTER: u64 = 10;
+
+fn node_name(i: usize) -> NodeName {
+    #[allow(clippy::unwrap_used)] // always valid
+    NodeName::new(format!("demo{}", i + 1)).unwrap()
+}
+
+fn initial_state(i: usize) -> SimState {
+    let mut maps = vec![SimMap::new(LUN_VMS, 0, 2 << 40, 4, "scsi:iscsi", 0)];
+    maps[0].name = "vm-disks".to_owned();
+    if i < 2 {
+        maps.push(SimMap::new(LUN_ZONED, 1, 500 << 30, 2, "scsi:fcp", 4));
+    }
+    let mut backup = SimMap::new(LUN_BACKUP, 2, 8 << 40, 2, "scsi:iscsi", 6);
+    backup.name = "backup".to_owned();
+    maps.push(backup);
+    if i == 0 {
+        maps.push(SimMap::new(LUN_HAND, 3, 100 << 30, 1, "scsi:sas", 8));
+    }
+    SimState {
+        maps,
+        ..SimState::default()
+    }
+}
+
+struct DemoNode {
+    name: NodeName,
+    sim: SimNode,
+    agent: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+}
+
+impl DemoNode {
+    fn start_agent(&mut self, store: &Arc<dyn ClusterStore>) {
+        let (tx, mut rx) = watch::channel(false);
+        let mut config = AgentConfig::new(self.name.clone());
+        config.interval = Duration::from_secs(1);
+        config.refresh = Duration::from_secs(5);
+        config.sysfs_root = self.sim.sysfs_root().to_path_buf();
+        let client = MultipathdClient::new(self.sim.socket_spec(), Duration::from_secs(2));
+        let task = tokio::spawn(mpcluster_agent::run::run(
+            store.clone(),
+            client,
+            config,
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        ));
+        self.agent = Some((tx, task));
+    }
+
+    async fn stop_agent(&mut self) {
+        if let Some((tx, task)) = self.agent.take() {
+            let _ = tx.send(true);
+            let _ = task.await;
+        }
+    }
+
+    fn set_path(&self, wwid: &str, path: usize, up: bool) {
+        self.sim.update(|s| {
+            if let Some(m) = s.maps.iter_mut().find(|m| m.wwid == wwid)
+                && let Some(p) = m.paths.get_mut(path)
+            {
+                p.up = up;
+            }
+        });
+    }
+
+    fn set_all_paths(&self, wwid: &str, up: bool) {
+        self.sim.update(|s| {
+            if let Some(m) = s.maps.iter_mut().find(|m| m.wwid == wwid) {
+                for p in &mut m.paths {
+                    p.up = up;
+                }
+            }
+        });
+    }
+}
+
+async fn write_documents(store: &dyn ClusterStore, nodes: usize) -> anyhow::Result<()> {
+    let config = json!({
+        "defaults": {"polling-interval": 5, "no-path-retry": 12},
+        "wwids": {
+            LUN_VMS: {"alias": "vm-disks"},
+            LUN_ZONED: {"alias": "db-fc"},
+            LUN_BACKUP: {"alias": "backup"},
+        }
+    });
+    store
+        .write_doc(doc_names::CONFIG, &config.to_string(), Expect::Any)
+        .await
+        .context("writing the demo configuration")?;
+    let all: Vec<String> = (0..nodes).map(|i| node_name(i).to_string()).collect();
+    let storage = json!({"storages": [
+        {"type": "multipath", "id": "san", "nodes": all},
+        {"type": "lvm", "id": "vmdata", "vgname": "vmdata", "base": format!("san:{LUN_VMS}")},
+        {"type": "lvm", "id": "dbdata", "vgname": "dbdata", "base": format!("san:{LUN_ZONED}"),
+         "nodes": [node_name(0).to_string(), node_name(1).to_string()]},
+    ]});
+    store
+        .write_doc(doc_names::STORAGE, &storage.to_string(), Expect::Any)
+        .await
+        .context("writing the demo storage definitions")?;
+    Ok(())
+}
+
+/// Run the command.
+pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
+    inner(args).await.map_err(|e| Failure::new(1, e))
+}
+
+async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let temp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let spec = StoreSpec::Embedded {
+        dir: Some(dir.join("store")),
+    };
+    let store = mpcluster_store::open(&spec, &StoreOptions::default())
+        .await
+        .with_context(|| format!("cannot open the demo store in {}", dir.display()))?;
+    let count = usize::from(args.nodes);
+    write_documents(store.as_ref(), count).await?;
+
+    let mut nodes = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = node_name(i);
+        let sim = SimNode::start(
+            &dir.join(format!("{name}.sock")),
+            &dir.join(format!("{name}-sys")),
+            initial_state(i),
+        )
+        .with_context(|| format!("cannot start the simulated multipathd of {name}"))?;
+        let mut node = DemoNode {
+            name,
+            sim,
+            agent: None,
+        };
+        node.start_agent(&store);
+        nodes.push(node);
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr().context("listener address")?;
+    let (cache, cache_task) = StatusCache::spawn(
+        store.clone(),
+        CacheConfig {
+            stale_after: Some(DEMO_STALE_AFTER),
+            refresh: Duration::from_secs(1),
+            ..CacheConfig::default()
+        },
+    );
+    println!("mpcluster demo: {count} simulated nodes");
+    println!("  API:    http://{local}/api2/json/cluster/multipath/status");
+    println!("  CLI:    mpcluster status --server http://{local}");
+    println!("  store:  {}", store.describe());
+    println!("  Ctrl-C stops the demo.");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut rx = stop_rx.clone();
+    let server = tokio::spawn(serve(
+        listener,
+        app(AppState {
+            store: store.clone(),
+            cache,
+        }),
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        },
+    ));
+
+    let step = Duration::from_secs(args.step.max(1));
+    let timeline = async {
+        let last = count - 1;
+        loop {
+            println!("[demo] all healthy");
+            tokio::time::sleep(step).await;
+            println!("[demo] {}: one path of vm-disks fails", nodes[1].name);
+            nodes[1].set_path(LUN_VMS, 0, false);
+            tokio::time::sleep(step).await;
+            println!("[demo] {}: the path comes back", nodes[1].name);
+            nodes[1].set_path(LUN_VMS, 0, true);
+            tokio::time::sleep(step).await;
+            println!("[demo] {}: goes silent (agent stopped)", nodes[last].name);
+            nodes[last].stop_agent().await;
+            tokio::time::sleep(step + Duration::from_secs(DEMO_STALE_AFTER)).await;
+            println!("[demo] {}: back", nodes[last].name);
+            nodes[last].start_agent(&store);
+            println!(
+                "[demo] {}: configuration apply fails (simulated)",
+                nodes[0].name
+            );
+            let apply = json!({"error": "write etc/multipath/conf.d/mpcluster-00-baseline.conf: Read-only file system (os error 30)", "time": mpcluster_server::read::unix_now()});
+            let _ = store
+                .put(kv_keys::APPLY, &nodes[0].name, Some(&apply.to_string()))
+                .await;
+            tokio::time::sleep(step).await;
+            let _ = store.put(kv_keys::APPLY, &nodes[0].name, None).await;
+            println!("[demo] {}: backup loses every path", nodes[0].name);
+            nodes[0].set_all_paths(LUN_BACKUP, false);
+            tokio::time::sleep(step).await;
+            nodes[0].set_all_paths(LUN_BACKUP, true);
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = timeline => {}
+    }
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    cache_task.abort();
+    for n in &mut nodes {
+        n.stop_agent().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
