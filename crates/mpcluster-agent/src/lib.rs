@@ -6,11 +6,13 @@
 //! - [`socket`]: [`SocketAddrSpec`], the `--multipathd-socket` value (`default`, `@name`, path).
 //! - [`sysfs`]: [`read_map_size`], a map's size from `/sys/block/dm-N/size`.
 //! - [`collect`]: one collection: multipathd -> parse -> sysfs sizes -> [`mpcluster_core::multipathd::NodeReport`].
+//! - [`apply`]: applying the cluster configuration (drop-ins, wwids file, reconfigure).
 //! - [`run`]: the agent loop (membership, broadcast on change/refresh, collection errors).
 //! - [`sim`]: simulated nodes (maps and paths rendered as multipathd replies) for the demo and tests.
 //! - [`fake`]: [`FakeMultipathd`], a fake daemon on the same protocol for tests and `demo`.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod client;
 pub mod collect;
 pub mod fake;

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use mpcluster_core::broadcast::MapSummary;
 use mpcluster_core::payload::{BroadcastPolicy, Decision, DetailPolicy};
-use mpcluster_core::snapshot::kv_keys;
+use mpcluster_core::snapshot::{doc_names, kv_keys};
 use mpcluster_core::{MapState, NodeName, Wwid};
-use mpcluster_store::{ClusterStore, MembershipHandle, StoreError};
+use mpcluster_store::{ClusterStore, MembershipHandle, StoreError, StoreEvent};
 use serde_json::json;
 
+use crate::apply::Applier;
 use crate::client::MultipathdClient;
 use crate::collect::{CollectError, collect};
 
@@ -32,6 +33,11 @@ pub struct AgentConfig {
     pub member_ttl: Duration,
     /// The sysfs root for map sizes (`/sys`).
     pub sysfs_root: PathBuf,
+    /// Apply the cluster configuration under this root (`/` in production); `None` leaves
+    /// multipath's configuration alone.
+    pub apply_root: Option<PathBuf>,
+    /// Retry a failed apply this often.
+    pub apply_retry: Duration,
 }
 
 impl AgentConfig {
@@ -43,6 +49,8 @@ impl AgentConfig {
             refresh: mpcluster_core::payload::DEFAULT_REFRESH,
             member_ttl: mpcluster_store::DEFAULT_MEMBER_TTL,
             sysfs_root: PathBuf::from("/sys"),
+            apply_root: None,
+            apply_retry: Duration::from_secs(10),
         }
     }
 }
@@ -171,6 +179,31 @@ impl Publisher {
     }
 }
 
+/// Publishes the outcome of config applies as `multipath-apply`.
+struct ApplyReporter {
+    node: NodeName,
+    /// The error last published; `Some("")` forces a clear at start.
+    last: Option<String>,
+}
+
+impl ApplyReporter {
+    async fn report(&mut self, store: &dyn ClusterStore, error: Option<String>) {
+        if error == self.last {
+            return;
+        }
+        let value = error
+            .as_ref()
+            .map(|e| json!({ "error": e, "time": unix_now() }).to_string());
+        match store
+            .put(kv_keys::APPLY, &self.node, value.as_deref())
+            .await
+        {
+            Ok(()) => self.last = error,
+            Err(e) => tracing::warn!(error = %chain(&e), "cannot publish the apply status"),
+        }
+    }
+}
+
 /// Join the cluster (retrying while the store is unavailable, until `shutdown`).
 async fn join_with_retry(
     store: &dyn ClusterStore,
@@ -221,10 +254,55 @@ pub async fn run(
     let mut interval = tokio::time::interval(config.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut store_failing = false;
+
+    let mut events = store.subscribe().await;
+    let mut applier = config.apply_root.clone().map(Applier::new);
+    let mut apply_reporter = ApplyReporter {
+        node: config.node.clone(),
+        last: Some(String::new()),
+    };
+    // Apply at start, then on every configuration change, and retry while failing.
+    let mut apply_due = applier.is_some();
+    let mut apply_retry = tokio::time::interval(config.apply_retry);
+    apply_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut apply_failing = false;
+
     loop {
-        tokio::select! {
+        let collect_now = tokio::select! {
             _ = &mut shutdown => break,
-            _ = interval.tick() => {}
+            _ = interval.tick() => true,
+            ev = events.recv(), if applier.is_some() => {
+                match ev {
+                    Some(StoreEvent::Document { name }) if [doc_names::CONFIG, doc_names::OVERRIDES, doc_names::STORAGE].contains(&name.as_str()) => apply_due = true,
+                    Some(StoreEvent::Resync) => apply_due = true,
+                    _ => {}
+                }
+                false
+            }
+            _ = apply_retry.tick(), if apply_failing => { apply_due = true; false }
+        };
+        if apply_due && let Some(applier) = applier.as_mut() {
+            apply_due = false;
+            match applier.apply(store.as_ref(), &client).await {
+                Ok(outcome) => {
+                    if !outcome.changed.is_empty() || outcome.reconfigured {
+                        tracing::info!(changed = ?outcome.changed, reconfigured = outcome.reconfigured, "configuration applied");
+                    }
+                    apply_failing = false;
+                    apply_reporter.report(store.as_ref(), None).await;
+                }
+                Err(e) => {
+                    let message = chain(&e);
+                    if !apply_failing {
+                        tracing::warn!(error = %message, "applying the configuration failed; will retry");
+                    }
+                    apply_failing = true;
+                    apply_reporter.report(store.as_ref(), Some(message)).await;
+                }
+            }
+        }
+        if !collect_now {
+            continue;
         }
         let result = collect(&client, &config.sysfs_root).await;
         match publisher.tick(store.as_ref(), result).await {

@@ -25,7 +25,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(store: &std::path::Path, sim: &SimNode) -> Server {
+fn start_server(store: &std::path::Path, root: &std::path::Path, sim: &SimNode) -> Server {
     let socket = sim.socket_spec().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mpcluster"))
         .args([
@@ -42,6 +42,8 @@ fn start_server(store: &std::path::Path, sim: &SimNode) -> Server {
         .args(["--multipathd-socket", &socket])
         .arg("--sysfs-root")
         .arg(sim.sysfs_root())
+        .arg("--root")
+        .arg(root)
         .env("MPCLUSTER_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -126,7 +128,11 @@ async fn serve_embedded_follows_the_fake_multipathd() {
     )
     .unwrap();
     let store = dir.path().join("store");
-    let server = tokio::task::block_in_place(|| start_server(&store, &sim));
+    // The node's root for the config apply, with multipath-tools "installed".
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    std::fs::write(root.join("usr/sbin/multipath"), "").unwrap();
+    let server = tokio::task::block_in_place(|| start_server(&store, &root, &sim));
     let s = server_wait(&server, "both maps optimal", |s| {
         cell(s, W1)["state"] == "optimal" && cell(s, W2)["state"] == "optimal"
     });

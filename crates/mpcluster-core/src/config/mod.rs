@@ -32,7 +32,9 @@ pub use model::{
     remove_wwid, set_wwid_entry,
 };
 pub use overrides::{MAX_LINE_LEN, MAX_OVERRIDES_LEN, Overrides};
-pub use render::{BASELINE_HEADER, OVERRIDES_HEADER, render_baseline, render_overrides};
+pub use render::{
+    BASELINE_HEADER, OVERRIDES_HEADER, render_baseline, render_baseline_keeping, render_overrides,
+};
 pub use wwids_file::{WWIDS_FILE_HEADER, WwidsMerge, merge_wwids_file};
 
 /// multipath's drop-in directory, relative to the root (`/etc/multipath/conf.d`; compiled into

@@ -122,9 +122,24 @@ impl Out {
 /// allow-list form multipath.conf(5) recommends); a `multipaths` section with one `multipath`
 /// entry per WWID (exact `wwid`, `alias`, per-LUN knobs).
 pub fn render_baseline(cfg: &MultipathConfig) -> Result<Option<String>, RenderError> {
+    render_baseline_keeping(cfg, &std::collections::BTreeSet::new())
+}
+
+/// [`render_baseline`], plus a blacklist exception for each WWID in `keep` that the config does
+/// not list: the agent passes the wwids-file entries it did not add itself (hand-made maps,
+/// boot from SAN), so the baseline's blacklist-everything never hides a map someone else set
+/// up. Those WWIDs get no `multipaths` entry: their settings stay the admin's.
+pub fn render_baseline_keeping(
+    cfg: &MultipathConfig,
+    keep: &std::collections::BTreeSet<crate::ids::Wwid>,
+) -> Result<Option<String>, RenderError> {
     if cfg.is_empty() {
         return Ok(None);
     }
+    let foreign: Vec<&crate::ids::Wwid> = keep
+        .iter()
+        .filter(|w| !cfg.wwids().contains_key(*w))
+        .collect();
     let mut out = Out(String::with_capacity(1024 + 256 * cfg.wwids().len()));
     out.0.push_str(BASELINE_HEADER);
     out.line(0, "defaults {");
@@ -136,13 +151,24 @@ pub fn render_baseline(cfg: &MultipathConfig) -> Result<Option<String>, RenderEr
     out.line(0, "blacklist {");
     out.kv(1, "blacklist", "wwid", ".*", true)?;
     out.line(0, "}");
-    if !cfg.wwids().is_empty() {
+    if !cfg.wwids().is_empty() || !foreign.is_empty() {
         out.line(0, "blacklist_exceptions {");
         for wwid in cfg.wwids().keys() {
             let field = format!("wwids.{wwid}");
             out.kv(1, &field, "wwid", &wwid_regex(wwid.as_str()), true)?;
         }
+        if !foreign.is_empty() {
+            out.line(
+                1,
+                "# kept: listed in the wwids file, not managed by mpcluster",
+            );
+        }
+        for wwid in foreign {
+            out.kv(1, "wwids-file", "wwid", &wwid_regex(wwid.as_str()), true)?;
+        }
         out.line(0, "}");
+    }
+    if !cfg.wwids().is_empty() {
         out.line(0, "multipaths {");
         for (wwid, entry) in cfg.wwids() {
             let prefix = format!("wwids.{wwid}");

@@ -36,6 +36,13 @@ pub struct AgentArgs {
     /// Membership TTL in seconds: how long after a crash the node reads offline.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub member_ttl: u64,
+    /// Root directory for applying the cluster configuration: drop-ins go to
+    /// <ROOT>/etc/multipath/conf.d, the allow-list to <ROOT>/etc/multipath/wwids.
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Do not apply the cluster configuration on this node (health reporting only).
+    #[arg(long)]
+    pub no_apply: bool,
 }
 
 /// The local host name up to the first dot.
@@ -83,6 +90,7 @@ impl AgentArgs {
         c.refresh = Duration::from_secs(self.refresh.max(1));
         c.member_ttl = Duration::from_secs(self.member_ttl.max(2));
         c.sysfs_root = self.sysfs_root.clone();
+        c.apply_root = (!self.no_apply).then(|| self.root.clone());
         Ok(c)
     }
 }

@@ -1,0 +1,314 @@
+//! Applying the cluster configuration on this node: render the drop-ins, update the wwids
+//! file, tell multipathd to reconfigure, wait until it is idle.
+//!
+//! Entry point: [`Applier::apply`]. Rendering and the wwids merge are `mpcluster-core`'s; this
+//! module reads the documents, does the file I/O (atomic: temp file + fsync + rename + fsync of
+//! the directory; unchanged files are not rewritten) and talks to multipathd. Every path is
+//! under a root directory (`/` in production), so tests run the whole apply in a temp dir.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mpcluster_core::Wwid;
+use mpcluster_core::config::{
+    BASELINE_PATH, DocumentError, MultipathConfig, OVERRIDES_PATH, Overrides, RenderError,
+    WWIDS_PATH, merge_wwids_file, render_baseline_keeping, render_overrides,
+    wwids_file::listed_wwids,
+};
+use mpcluster_core::snapshot::doc_names;
+use mpcluster_store::{ClusterStore, StoreError};
+
+use crate::client::{ClientError, MultipathdClient};
+
+/// Where the agent records the WWIDs it added to the wwids file (relative to the root).
+pub const STATE_PATH: &str = "var/lib/mpcluster/agent-wwids.json";
+
+/// Where multipath-tools' binary is looked for (relative to the root), to tell "not installed"
+/// apart from "not running".
+pub const MULTIPATH_BINARIES: [&str; 2] = ["usr/sbin/multipath", "sbin/multipath"];
+
+/// Why an apply failed. Published as `multipath-apply` `{"error", "time"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The store could not be read.
+    #[error("cannot read the cluster configuration")]
+    Store(#[source] StoreError),
+    /// A stored document does not validate (written by a newer or broken writer).
+    #[error("the stored configuration is invalid")]
+    Document(#[source] DocumentError),
+    /// Rendering refused a value (a defence in depth; validation should have caught it).
+    #[error("cannot render the configuration")]
+    Render(#[source] RenderError),
+    /// multipath-tools is not installed under the root.
+    #[error("multipath-tools is not installed (no {} or {} under {root})", MULTIPATH_BINARIES[0], MULTIPATH_BINARIES[1])]
+    NotInstalled {
+        /// The root searched.
+        root: PathBuf,
+    },
+    /// A file could not be written or removed.
+    #[error("cannot {action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// multipathd refused or failed the reconfigure.
+    #[error("multipathd reconfigure failed")]
+    Reconfigure(#[source] ClientError),
+    /// multipathd did not become idle after the reconfigure.
+    #[error("multipathd did not finish reconfiguring within {0:?}")]
+    ReconfigureTimeout(Duration),
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApplyOutcome {
+    /// Files written or removed (relative to the root).
+    pub changed: Vec<String>,
+    /// Whether multipathd was told to reconfigure.
+    pub reconfigured: bool,
+}
+
+/// Applies the cluster configuration under one root.
+#[derive(Debug, Clone)]
+pub struct Applier {
+    root: PathBuf,
+    reconfigure_timeout: Duration,
+    /// Reconfigure even if no file changed (set after a failed attempt and at start, so a
+    /// multipathd that missed an earlier change catches up).
+    force_reconfigure: bool,
+}
+
+impl Applier {
+    /// An applier for `root` (`/` in production).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Applier {
+            root: root.into(),
+            reconfigure_timeout: Duration::from_secs(30),
+            force_reconfigure: true,
+        }
+    }
+
+    /// The root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Read the documents, write what changed, reconfigure multipathd if anything changed.
+    pub async fn apply(
+        &mut self,
+        store: &dyn ClusterStore,
+        client: &MultipathdClient,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        let result = self.apply_inner(store, client).await;
+        if result.is_err() {
+            self.force_reconfigure = true;
+        }
+        result
+    }
+
+    async fn apply_inner(
+        &mut self,
+        store: &dyn ClusterStore,
+        client: &MultipathdClient,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        let config = match store
+            .read_doc(doc_names::CONFIG)
+            .await
+            .map_err(ApplyError::Store)?
+        {
+            Some((text, _)) => MultipathConfig::from_json(&text).map_err(ApplyError::Document)?,
+            None => MultipathConfig::default(),
+        };
+        let overrides = match store
+            .read_doc(doc_names::OVERRIDES)
+            .await
+            .map_err(ApplyError::Store)?
+        {
+            Some((text, _)) => Overrides::from_json(&text).map_err(ApplyError::Document)?,
+            None => Overrides::empty(),
+        };
+
+        if !MULTIPATH_BINARIES.iter().any(|b| self.path(b).exists()) {
+            return Err(ApplyError::NotInstalled {
+                root: self.root.clone(),
+            });
+        }
+
+        let mut outcome = ApplyOutcome::default();
+
+        // The wwids file first: it decides which foreign entries the baseline must keep.
+        let wwids_path = self.path(WWIDS_PATH);
+        let existing = read_optional(&wwids_path)?;
+        let state_path = self.path(STATE_PATH);
+        let ours_before = read_state(&state_path)?;
+        let wanted = config.allow_list();
+        let merge = merge_wwids_file(&existing, &wanted, &ours_before);
+        let foreign: BTreeSet<Wwid> = listed_wwids(&existing)
+            .into_iter()
+            .filter_map(|w| Wwid::new(w).ok())
+            .filter(|w| !ours_before.contains(w) && !wanted.contains(w))
+            .collect();
+
+        let baseline = render_baseline_keeping(&config, &foreign).map_err(ApplyError::Render)?;
+        let overrides_text = render_overrides(&overrides);
+        if sync_file(&self.path(BASELINE_PATH), baseline.as_deref())? {
+            outcome.changed.push(BASELINE_PATH.to_owned());
+        }
+        if sync_file(&self.path(OVERRIDES_PATH), overrides_text.as_deref())? {
+            outcome.changed.push(OVERRIDES_PATH.to_owned());
+        }
+        if merge.changed && !(existing.is_empty() && wanted.is_empty()) {
+            write_atomic(&wwids_path, merge.content.as_bytes())?;
+            outcome.changed.push(WWIDS_PATH.to_owned());
+        }
+        if merge.added_by_us != ours_before {
+            let state = serde_json::to_string(&merge.added_by_us).unwrap_or_default();
+            write_atomic(&state_path, state.as_bytes())?;
+        }
+
+        if !outcome.changed.is_empty() || self.force_reconfigure {
+            client
+                .reconfigure()
+                .await
+                .map_err(ApplyError::Reconfigure)?;
+            self.wait_idle(client).await?;
+            outcome.reconfigured = true;
+            self.force_reconfigure = false;
+        }
+        Ok(outcome)
+    }
+
+    /// Poll `show daemon` until multipathd reports itself idle or running without a pending
+    /// reconfigure (the reconfigure itself is asynchronous).
+    async fn wait_idle(&self, client: &MultipathdClient) -> Result<(), ApplyError> {
+        let deadline = tokio::time::Instant::now() + self.reconfigure_timeout;
+        loop {
+            match client.command("show daemon").await {
+                Ok(reply) => {
+                    let text = reply.into_text();
+                    let busy = text.contains("configure") || text.contains("pending");
+                    if !busy && (text.contains("idle") || text.contains("running")) {
+                        return Ok(());
+                    }
+                }
+                Err(e) if !e.is_transient() => return Err(ApplyError::Reconfigure(e)),
+                Err(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApplyError::ReconfigureTimeout(self.reconfigure_timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn read_optional(path: &Path) -> Result<String, ApplyError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(ApplyError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn read_state(path: &Path) -> Result<BTreeSet<Wwid>, ApplyError> {
+    let text = read_optional(path)?;
+    if text.trim().is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    // A damaged state file must not make us prune foreign entries: start over with nothing
+    // recorded (we then prune nothing until we add again).
+    Ok(serde_json::from_str(&text).unwrap_or_else(|e| {
+        tracing::warn!(path = %path.display(), error = %e, "agent state file unreadable; ignoring it");
+        BTreeSet::new()
+    }))
+}
+
+/// Make `path` hold `content` (`None`: not exist). Returns whether anything changed.
+fn sync_file(path: &Path, content: Option<&str>) -> Result<bool, ApplyError> {
+    let current = match std::fs::read(path) {
+        Ok(c) => Some(c),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(ApplyError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    match (content, current) {
+        (Some(want), Some(have)) if want.as_bytes() == have.as_slice() => Ok(false),
+        (Some(want), _) => {
+            write_atomic(path, want.as_bytes())?;
+            Ok(true)
+        }
+        (None, None) => Ok(false),
+        (None, Some(_)) => {
+            std::fs::remove_file(path).map_err(|source| ApplyError::Io {
+                action: "remove",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            fsync_dir(path)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Temp file in the same directory + fsync + rename + fsync of the directory.
+fn write_atomic(path: &Path, content: &[u8]) -> Result<(), ApplyError> {
+    let io = |action: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| ApplyError::Io {
+            action,
+            path: p,
+            source,
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(io("create the directory of", path))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mpcluster-")
+        .tempfile_in(dir)
+        .map_err(io("create a temporary file for", path))?;
+    tmp.write_all(content).map_err(io("write", path))?;
+    tmp.as_file().sync_all().map_err(io("sync", path))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io("set permissions of", path))?;
+    }
+    tmp.persist(path).map_err(|e| ApplyError::Io {
+        action: "replace",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    fsync_dir(path)
+}
+
+fn fsync_dir(path: &Path) -> Result<(), ApplyError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| ApplyError::Io {
+            action: "sync the directory of",
+            path: path.to_path_buf(),
+            source,
+        })
+}
