@@ -1,7 +1,7 @@
 //! The agent applies the cluster configuration under its root: drop-ins, wwids file (foreign
-#![allow(clippy::unwrap_used)]
 //! entries kept), one `reconfigure` per change, apply errors published and cleared, generated
 //! files removed when the configuration is emptied. Embedded store, simulated multipathd.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -28,10 +28,15 @@ enum Commands {
     Nodes(cmd::nodes::NodesArgs),
     /// Print the cluster snapshot (replay it with `status --snapshot FILE`).
     Snapshot(cmd::snapshot::SnapshotArgs),
+    /// Run a simulated cluster (embedded store, simulated nodes, real agents and API) with a
+    /// looping failure timeline.
+    Demo(cmd::demo::DemoArgs),
     /// Run the API server (and, with the embedded store, this node's agent).
     Serve(cmd::serve::ServeArgs),
     /// Run the node agent: collect multipath state and broadcast it.
     Agent(cmd::agent::AgentCmdArgs),
+    /// This node's multipath state, asked from the local multipathd once.
+    Node(cmd::node::NodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,8 +65,10 @@ fn main() -> ExitCode {
             Commands::Status(args) => cmd::status::run(args).await,
             Commands::Nodes(args) => cmd::nodes::run(args).await,
             Commands::Snapshot(args) => cmd::snapshot::run(args).await,
+            Commands::Demo(args) => cmd::demo::run(args).await,
             Commands::Serve(args) => cmd::serve::run(args).await,
             Commands::Agent(args) => cmd::agent::run(args).await,
+            Commands::Node(args) => cmd::node::run(args).await,
         }
     });
     match result {

@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod agent_args;
+pub mod demo;
+pub mod node;
 pub mod nodes;
 pub mod serve;
 pub mod snapshot;
