@@ -16,7 +16,7 @@ use mpcluster_agent::MultipathdClient;
 use mpcluster_agent::run::AgentConfig;
 use mpcluster_agent::sim::{SimMap, SimNode, SimState};
 use mpcluster_core::NodeName;
-use mpcluster_core::snapshot::{doc_names, kv_keys};
+use mpcluster_core::snapshot::doc_names;
 use mpcluster_server::cache::{CacheConfig, StatusCache};
 use mpcluster_server::{AppState, app, serve};
 use mpcluster_store::{ClusterStore, Expect, StoreOptions, StoreSpec};
@@ -80,6 +80,8 @@ fn initial_state(i: usize) -> SimState {
 struct DemoNode {
     name: NodeName,
     sim: SimNode,
+    /// The node's root for the configuration apply (drop-ins, wwids file).
+    root: PathBuf,
     agent: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
@@ -90,6 +92,8 @@ impl DemoNode {
         config.interval = Duration::from_secs(1);
         config.refresh = Duration::from_secs(5);
         config.sysfs_root = self.sim.sysfs_root().to_path_buf();
+        config.apply_root = Some(self.root.clone());
+        config.apply_retry = Duration::from_secs(2);
         let client = MultipathdClient::new(self.sim.socket_spec(), Duration::from_secs(2));
         let task = tokio::spawn(mpcluster_agent::run::run(
             store.clone(),
@@ -157,6 +161,21 @@ async fn write_documents(store: &dyn ClusterStore, nodes: usize) -> anyhow::Resu
     Ok(())
 }
 
+/// Touch the configuration (toggle a default knob) so every agent applies again.
+async fn bump_config(store: &dyn ClusterStore) -> anyhow::Result<()> {
+    let (text, digest) = store
+        .read_doc(doc_names::CONFIG)
+        .await?
+        .context("the demo configuration is gone")?;
+    let mut doc: serde_json::Value = serde_json::from_str(&text)?;
+    let current = doc["defaults"]["polling-interval"].as_u64().unwrap_or(5);
+    doc["defaults"]["polling-interval"] = json!(if current == 5 { 10 } else { 5 });
+    store
+        .write_doc(doc_names::CONFIG, &doc.to_string(), Expect::Digest(digest))
+        .await?;
+    Ok(())
+}
+
 /// Run the command.
 pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
     inner(args).await.map_err(|e| Failure::new(1, e))
@@ -189,9 +208,15 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             initial_state(i),
         )
         .with_context(|| format!("cannot start the simulated multipathd of {name}"))?;
+        // A root with multipath-tools "installed", where the agent applies the configuration.
+        let root = dir.join(format!("{name}-root"));
+        std::fs::create_dir_all(root.join("usr/sbin"))
+            .and_then(|()| std::fs::write(root.join("usr/sbin/multipath"), ""))
+            .with_context(|| format!("cannot create the root of {name}"))?;
         let mut node = DemoNode {
             name,
             sim,
+            root,
             agent: None,
         };
         node.start_agent(&store);
@@ -247,15 +272,17 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             println!("[demo] {}: back", nodes[last].name);
             nodes[last].start_agent(&store);
             println!(
-                "[demo] {}: configuration apply fails (simulated)",
+                "[demo] {}: configuration apply fails (its conf.d cannot be written)",
                 nodes[0].name
             );
-            let apply = json!({"error": "write etc/multipath/conf.d/mpcluster-00-baseline.conf: Read-only file system (os error 30)", "time": mpcluster_server::read::unix_now()});
-            let _ = store
-                .put(kv_keys::APPLY, &nodes[0].name, Some(&apply.to_string()))
-                .await;
+            let conf_d = nodes[0].root.join(mpcluster_core::config::CONF_DIR);
+            let _ = std::fs::remove_dir_all(&conf_d);
+            let _ = std::fs::write(&conf_d, "not a directory");
+            // A configuration change makes every node apply again.
+            let _ = bump_config(store.as_ref()).await;
             tokio::time::sleep(step).await;
-            let _ = store.put(kv_keys::APPLY, &nodes[0].name, None).await;
+            println!("[demo] {}: conf.d repaired", nodes[0].name);
+            let _ = std::fs::remove_file(&conf_d);
             println!("[demo] {}: backup loses every path", nodes[0].name);
             nodes[0].set_all_paths(LUN_BACKUP, false);
             tokio::time::sleep(step).await;
