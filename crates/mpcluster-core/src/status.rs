@@ -83,7 +83,11 @@ pub struct NodeOverview {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<bool>,
     /// The time in the node's last health broadcast (unix s), if it has a readable one.
-    #[serde(rename = "last-broadcast", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "last-broadcast",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_broadcast: Option<i64>,
     /// The broadcast is missing its time or is older than the staleness limit.
     #[serde(default)]
@@ -207,11 +211,20 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
     let standalone = snap.members.is_empty();
     let member_online = |node: &NodeName| snap.members.get(node).is_some_and(|m| m.online);
 
+    // A node a storage expects that never joined the cluster and never broadcast: nothing runs
+    // there although a storage says it should carry LUNs. It reads `missing` (the node is
+    // "there" as far as the configuration goes, and silent), unlike a member that went away,
+    // which reads `unknown`. (The seed treats every non-member as offline; the issue asks for
+    // `missing` here, and the issue wins.)
+    let never_started = |node: &NodeName| {
+        !standalone && !snap.members.contains_key(node) && !snap.kv.multipath.contains_key(node)
+    };
+
     // Liveness for every node that may appear: reporters and nodes a storage expects.
     let online: BTreeSet<NodeName> = node_maps
         .keys()
         .chain(snap.expectations.nodes.iter())
-        .filter(|n| (standalone || member_online(n)) && !stale.contains(n))
+        .filter(|n| (standalone || member_online(n) || never_started(n)) && !stale.contains(n))
         .cloned()
         .collect();
 

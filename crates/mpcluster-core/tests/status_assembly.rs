@@ -175,8 +175,35 @@ fn membership_decides_liveness_of_reporters_and_expected_nodes() {
     );
     assert_eq!(
         cell(&st, "w1", "d"),
+        Some(MapState::Missing),
+        "expected by a storage but never started (not a member, no broadcast): missing"
+    );
+    assert_eq!(row_state(&st, "w1"), MapState::Missing);
+}
+
+#[test]
+fn departed_member_is_unknown_but_never_started_node_is_missing() {
+    let (st, _) = status(json!({
+        "version": 1, "now": NOW, "config": {"wwids": ["w1"]},
+        "members": {"a": {"online": true}, "gone": {"online": false}},
+        "kv": {"multipath": {"a": bc(Some(NOW), json!({"w1": ok(2, 2)})),
+                             "ghost": bc(Some(NOW), json!({"w1": ok(2, 2)}))}},
+        "expectations": {"nodes": {"a": 1, "gone": 1, "never": 1, "ghost": 1}}
+    }));
+    assert_eq!(
+        cell(&st, "w1", "gone"),
         Some(MapState::Unknown),
-        "expected but not a member"
+        "a member that left"
+    );
+    assert_eq!(
+        cell(&st, "w1", "never"),
+        Some(MapState::Missing),
+        "never started"
+    );
+    assert_eq!(
+        cell(&st, "w1", "ghost"),
+        Some(MapState::Unknown),
+        "broadcasts but is no member: not live"
     );
     assert_eq!(row_state(&st, "w1"), MapState::Missing);
 }
