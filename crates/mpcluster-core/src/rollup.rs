@@ -14,6 +14,8 @@
 //! - The expected set applies to allow-listed WWIDs only. When it is empty it falls back to every
 //!   actively multipathing online node (an online node with a broadcast). Off-list WWIDs list only
 //!   the nodes that report them.
+//! - A node whose broadcast was truncated to fit its size budget gets `unknown`, not `missing`,
+//!   for an expected map its broadcast does not list (the map was probably dropped, not lost).
 //! - `size` is the first defined size among online reporters in node-name order.
 //! - `cluster-state` is the worst of optimal < degraded < missing < failed over the online cells,
 //!   or `unknown` when no online node reports the LUN (a clamped `unknown` is no report) and none
@@ -44,6 +46,9 @@ pub struct RollupInput<'a> {
     pub online: &'a BTreeSet<NodeName>,
     /// Nodes expected to carry each allow-listed LUN.
     pub expected: &'a BTreeMap<Wwid, BTreeSet<NodeName>>,
+    /// Nodes whose broadcast was truncated to fit its size budget: a map absent from such a
+    /// broadcast may well be assembled, so it reads `unknown` there instead of `missing`.
+    pub truncated: &'a BTreeSet<NodeName>,
 }
 
 /// One cell of the matrix: a LUN on a node.
@@ -128,6 +133,7 @@ pub fn aggregate(input: &RollupInput<'_>) -> Vec<LunStatus> {
         node_maps,
         online,
         expected,
+        truncated,
     } = *input;
 
     // Actively multipathing = online and broadcasting; the fallback expected set.
@@ -198,9 +204,13 @@ pub fn aggregate(input: &RollupInput<'_>) -> Vec<LunStatus> {
                 size = size.or(summary.size);
                 cells.push((c.node.clone(), Cell::reported(summary)));
             } else if exp.contains(c.node) {
-                have_active = true;
-                worst = worst.worst(MapState::Missing);
-                cells.push((c.node.clone(), Cell::bare(MapState::Missing)));
+                if truncated.contains(c.node) {
+                    cells.push((c.node.clone(), Cell::bare(MapState::Unknown)));
+                } else {
+                    have_active = true;
+                    worst = worst.worst(MapState::Missing);
+                    cells.push((c.node.clone(), Cell::bare(MapState::Missing)));
+                }
             }
         }
 

@@ -170,6 +170,7 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
     let stale_after = snap.stale_after();
 
     let mut node_maps: BTreeMap<NodeName, &BTreeMap<Wwid, MapSummary>> = BTreeMap::new();
+    let mut truncated: BTreeSet<NodeName> = BTreeSet::new();
     let mut stale: BTreeSet<&NodeName> = BTreeSet::new();
     for (node, cached) in cache {
         match &cached.decoded {
@@ -201,6 +202,9 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
                         ));
                     }
                     Some(_) => {}
+                }
+                if decoded.broadcast.truncated.is_some_and(|n| n > 0) {
+                    truncated.insert(node.clone());
                 }
                 node_maps.insert(node.clone(), &decoded.broadcast.maps);
             }
@@ -248,6 +252,7 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
         node_maps: &node_maps,
         online: &online,
         expected: &expected,
+        truncated: &truncated,
     });
 
     // An offline node cannot clear its own KV: skip its errors (standalone: always keep).

@@ -85,6 +85,7 @@ fn run(
         node_maps: &node_maps,
         online: &online,
         expected: &expected,
+        truncated: &BTreeSet::new(),
     });
     Run {
         order: luns.iter().map(|l| l.wwid.to_string()).collect(),

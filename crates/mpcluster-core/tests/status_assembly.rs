@@ -209,6 +209,25 @@ fn departed_member_is_unknown_but_never_started_node_is_missing() {
 }
 
 #[test]
+fn truncated_broadcast_does_not_fake_missing_maps() {
+    let (st, _) = status(json!({
+        "version": 1, "now": NOW, "config": {"wwids": ["w1", "w2"]},
+        "kv": {"multipath": {
+            "a": json!({"time": NOW, "maps": {"w1": ok(1, 2)}, "truncated": 1}).to_string(),
+            "b": bc(Some(NOW), json!({"w1": ok(2, 2)})),
+        }},
+        "expectations": {"nodes": {"a": 1, "b": 1}}
+    }));
+    assert_eq!(
+        cell(&st, "w2", "a"),
+        Some(MapState::Unknown),
+        "dropped to fit, not lost"
+    );
+    assert_eq!(cell(&st, "w2", "b"), Some(MapState::Missing));
+    assert_eq!(row_state(&st, "w1"), MapState::Degraded);
+}
+
+#[test]
 fn wwid_nodes_override_the_multipath_node_set() {
     let (st, _) = status(json!({
         "version": 1, "now": NOW, "config": {"wwids": ["w1", "w2"]},
