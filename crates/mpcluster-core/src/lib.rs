@@ -12,6 +12,7 @@
 //! - [`synthetic`]: generated snapshots of any size (benchmarks, load tests, demo).
 //! - [`multipathd`]: multipathd output model, parsers (JSON and raw text formats), map health.
 //! - [`payload`]: building the broadcast payload within its size budget, change detection.
+//! - [`pve_import`]: importing multipath and LVM storages from a Proxmox VE `storage.cfg`.
 #![warn(missing_docs)]
 
 pub mod broadcast;
@@ -20,6 +21,7 @@ pub mod digest;
 pub mod ids;
 pub mod multipathd;
 pub mod payload;
+pub mod pve_import;
 pub mod rollup;
 mod serde_util;
 pub mod snapshot;

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mpcluster_core::config::ConfigErrors;
 use mpcluster_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::config_routes::{CHANGED_MEANWHILE, EditError};
 
 /// An API failure: what the client gets.
 #[derive(Debug)]
@@ -121,6 +124,39 @@ impl From<StoreError> for ApiError {
             tracing::error!(error = %chain(&e), "store error");
         }
         ApiError::new(kind, message)
+    }
+}
+
+impl From<ConfigErrors> for ApiError {
+    /// 400 with every field error (messages for the same field joined with `; `).
+    fn from(errs: ConfigErrors) -> Self {
+        let mut e = ApiError::new(ErrorKind::BadRequest, errs.to_string());
+        for err in errs.0 {
+            e.errors
+                .entry(err.field)
+                .and_modify(|m| {
+                    m.push_str("; ");
+                    m.push_str(&err.message);
+                })
+                .or_insert(err.message);
+        }
+        e
+    }
+}
+
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::Stale => ApiError::new(ErrorKind::Conflict, CHANGED_MEANWHILE),
+            EditError::Invalid(errs) => ApiError::from(errs),
+            EditError::BadRequest(message) => ApiError::new(ErrorKind::BadRequest, message),
+            EditError::NotFound { .. } => ApiError::new(ErrorKind::NotFound, e.to_string()),
+            EditError::Store { source, .. } => ApiError::from(source),
+            EditError::Unreadable { .. } | EditError::Encode { .. } => {
+                tracing::error!(error = %chain(&e), "configuration document error");
+                ApiError::new(ErrorKind::Internal, chain(&e))
+            }
+        }
     }
 }
 

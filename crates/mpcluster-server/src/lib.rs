@@ -4,6 +4,8 @@
 //! - [`serve`] runs it on a pre-bound listener until a shutdown future resolves.
 //! - [`cache::StatusCache`] computes the status from store events; handlers never compute it.
 //! - [`error::ApiError`] is the one place errors become HTTP status codes.
+//! - [`config_routes`]: the digest-guarded configuration API (multipath config, allow-list,
+//!   overrides, storages) and the edit functions the CLI shares.
 //! - [`read::read_snapshot`] reads a cluster snapshot from any store (also used by the CLI).
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 pub mod cache;
+pub mod config_routes;
 pub mod error;
 pub mod read;
 pub mod routes;
@@ -46,7 +49,21 @@ pub struct AppState {
         routes::nodes,
         routes::snapshot,
         routes::node_disks,
-        routes::health
+        routes::health,
+        config_routes::get_config,
+        config_routes::put_config,
+        config_routes::list_wwids,
+        config_routes::add_wwid_route,
+        config_routes::get_wwid,
+        config_routes::put_wwid,
+        config_routes::delete_wwid,
+        config_routes::get_overrides,
+        config_routes::put_overrides,
+        config_routes::list_storages,
+        config_routes::add_storage_route,
+        config_routes::get_storage,
+        config_routes::put_storage,
+        config_routes::delete_storage
     )
 )]
 pub struct ApiDoc;
@@ -69,6 +86,34 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api2/json/nodes/{node}/disks/multipath",
             get(routes::node_disks),
+        )
+        .route(
+            "/api2/json/cluster/multipath/config",
+            get(config_routes::get_config).put(config_routes::put_config),
+        )
+        .route(
+            "/api2/json/cluster/multipath/wwids",
+            get(config_routes::list_wwids).post(config_routes::add_wwid_route),
+        )
+        .route(
+            "/api2/json/cluster/multipath/wwids/{wwid}",
+            get(config_routes::get_wwid)
+                .put(config_routes::put_wwid)
+                .delete(config_routes::delete_wwid),
+        )
+        .route(
+            "/api2/json/cluster/multipath/overrides",
+            get(config_routes::get_overrides).put(config_routes::put_overrides),
+        )
+        .route(
+            "/api2/json/storage",
+            get(config_routes::list_storages).post(config_routes::add_storage_route),
+        )
+        .route(
+            "/api2/json/storage/{id}",
+            get(config_routes::get_storage)
+                .put(config_routes::put_storage)
+                .delete(config_routes::delete_storage),
         )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

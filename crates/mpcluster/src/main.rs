@@ -37,6 +37,14 @@ enum Commands {
     Agent(cmd::agent::AgentCmdArgs),
     /// This node's multipath state, asked from the local multipathd once.
     Node(cmd::node::NodeArgs),
+    /// The cluster-wide multipath defaults knobs: show, set, unset.
+    Config(cmd::config::ConfigArgs),
+    /// The WWID allow-list with per-LUN alias and knobs: add, remove, list, set.
+    Wwid(cmd::wwid::WwidArgs),
+    /// The admin's verbatim devices/overrides sections: get, set.
+    Overrides(cmd::overrides::OverridesArgs),
+    /// Storage definitions (multipath, LVM on multipath): add, remove, list, set, import-pve.
+    Storage(cmd::storage::StorageArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +77,10 @@ fn main() -> ExitCode {
             Commands::Serve(args) => cmd::serve::run(args).await,
             Commands::Agent(args) => cmd::agent::run(args).await,
             Commands::Node(args) => cmd::node::run(args).await,
+            Commands::Config(args) => cmd::config::run(args).await,
+            Commands::Wwid(args) => cmd::wwid::run(args).await,
+            Commands::Overrides(args) => cmd::overrides::run(args).await,
+            Commands::Storage(args) => cmd::storage::run(args).await,
         }
     });
     match result {

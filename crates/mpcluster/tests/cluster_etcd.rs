@@ -14,7 +14,7 @@ use mpcluster_agent::sim::{SimMap, SimNode, SimState};
 use mpcluster_core::config::{BASELINE_PATH, WWIDS_PATH};
 use mpcluster_core::snapshot::doc_names;
 use mpcluster_store::testing::{EtcdServer, require_etcd};
-use mpcluster_store::{ClusterStore, Expect, StoreOptions};
+use mpcluster_store::{Expect, StoreOptions};
 use serde_json::{Value, json};
 
 const W1: &str = "3600a098038303053453f463045727a01";

@@ -2,14 +2,18 @@
 
 pub mod agent;
 pub mod agent_args;
+pub mod config;
 pub mod demo;
 pub mod node;
 pub mod nodes;
+pub mod overrides;
 pub mod serve;
 pub mod snapshot;
 pub mod source;
 pub mod status;
+pub mod storage;
 pub mod store_args;
+pub mod wwid;
 
 /// A failed command: the error to print and the process exit code to use.
 #[derive(Debug)]

@@ -1,0 +1,395 @@
+//! `mpcluster config show|set|unset`: the cluster-wide multipath `defaults` knobs, edited in
+//! the cluster store directly (`--store`), with the API's validation and digest guard
+//! (`mpcluster_server::config_routes`).
+//!
+//! Also the helpers the other configuration commands (`wwid`, `overrides`, `storage`) share:
+//! [`edit_retrying`] (compare-and-swap write with one retry), [`failure`] (exit codes) and
+//! [`parse_assignments`] (`KNOB=VALUE`).
+//!
+//! Exit codes: 0 success; 2 invalid input (each field and reason printed), an unknown entry;
+//! 1 other failures (store unreachable, unreadable document, a conflict that was not retried).
+//!
+//! Concurrency: a write uses the digest read just before it. If another writer got in between
+//! (409 in API terms), the document is re-read; when the part this command changes (the named
+//! knobs, the WWID entry, the storage) is unchanged there, the command is applied once more on
+//! the new document (re-validated, so e.g. an alias taken meanwhile is still refused);
+//! otherwise, or if the retry loses again, the conflict is reported and nothing is written.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use mpcluster_core::config::{
+    ConfigErrors, FIXED_DEFAULTS, KNOBS, Knob, KnobValue, MultipathConfig, apply_defaults_update,
+};
+use mpcluster_server::config_routes::{
+    CHANGED_MEANWHILE, Document, EditError, Edited, Loaded, edit, load,
+};
+use mpcluster_store::ClusterStore;
+use serde_json::{Value, json};
+
+use super::Failure;
+use super::status::Format;
+use super::store_args::StoreArgs;
+
+/// Arguments of `mpcluster config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// `mpcluster config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show the cluster's defaults knobs (and, with --knobs, every knob with its values).
+    Show(ShowArgs),
+    /// Set defaults knobs: `mpcluster config set polling-interval=5 no-path-retry=queue`.
+    Set(SetArgs),
+    /// Unset defaults knobs (multipath's own default applies again).
+    Unset(UnsetArgs),
+}
+
+/// Arguments of `mpcluster config show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// List every knob mpcluster manages: accepted values, per-LUN or not, description.
+    #[arg(long)]
+    pub knobs: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Arguments of `mpcluster config set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// `KNOB=VALUE` pairs (see `mpcluster config show --knobs`).
+    #[arg(required = true, value_name = "KNOB=VALUE")]
+    pub assignments: Vec<String>,
+}
+
+/// Arguments of `mpcluster config unset`.
+#[derive(Debug, Args)]
+pub struct UnsetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Knob names.
+    #[arg(required = true, value_name = "KNOB")]
+    pub knobs: Vec<String>,
+}
+
+/// Run the command.
+pub async fn run(args: &ConfigArgs) -> Result<ExitCode, Failure> {
+    match &args.command {
+        ConfigCommand::Show(a) => show(a).await,
+        ConfigCommand::Set(a) => {
+            let set = parse_assignments(&a.assignments)?;
+            let names: Vec<String> = set.keys().cloned().collect();
+            let store = open(&a.store).await?;
+            let done = edit_retrying::<MultipathConfig, _, _, _>(
+                store.as_ref(),
+                Some(move |c: &MultipathConfig| defaults_of(c, &names)),
+                |cfg| {
+                    apply_defaults_update(cfg, set.clone(), Vec::new()).map_err(EditError::Invalid)
+                },
+            )
+            .await?;
+            println!(
+                "set {} (digest {})",
+                a.assignments.join(" "),
+                short(&done.digest.to_string())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Unset(a) => {
+            let names = a.knobs.clone();
+            let store = open(&a.store).await?;
+            let scope = names.clone();
+            let done = edit_retrying::<MultipathConfig, _, _, _>(
+                store.as_ref(),
+                Some(move |c: &MultipathConfig| defaults_of(c, &scope)),
+                |cfg| {
+                    apply_defaults_update(cfg, BTreeMap::new(), names.clone())
+                        .map_err(EditError::Invalid)
+                },
+            )
+            .await?;
+            println!(
+                "unset {} (digest {})",
+                a.knobs.join(" "),
+                short(&done.digest.to_string())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn show(a: &ShowArgs) -> Result<ExitCode, Failure> {
+    let store = open(&a.store).await?;
+    let l: Loaded<MultipathConfig> = load(store.as_ref()).await.map_err(failure)?;
+    let defaults = l.value.defaults();
+    if a.format == Format::Json {
+        let mut v = json!({
+            "defaults": Value::Object(defaults.to_json()),
+            "digest": l.digest,
+        });
+        if a.knobs {
+            v["knobs"] = json!(KNOBS);
+        }
+        print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.knobs {
+        for spec in KNOBS {
+            let value = defaults
+                .get(spec.knob)
+                .map_or_else(|| "(not set)".to_owned(), KnobValue::render);
+            println!("{} = {value}", spec.name);
+            println!("    {}", spec.description);
+            println!(
+                "    accepts {}; {}",
+                spec.value_type.expectation(),
+                if spec.per_lun {
+                    "also per LUN (mpcluster wwid set)"
+                } else {
+                    "defaults only"
+                }
+            );
+        }
+        let fixed: Vec<String> = FIXED_DEFAULTS
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("fixed by mpcluster: {}", fixed.join(", "));
+    } else if defaults.is_empty() {
+        println!("no knobs set: multipath's own defaults apply (mpcluster config show --knobs)");
+    } else {
+        let width = defaults
+            .iter()
+            .map(|(k, _)| k.name().len())
+            .max()
+            .unwrap_or(0);
+        for (k, v) in defaults.iter() {
+            println!("{:<width$}  {}", k.name(), v.render());
+        }
+    }
+    println!("digest: {}", l.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The values of the named knobs in `defaults` (the part `config set/unset` changes).
+fn defaults_of(cfg: &MultipathConfig, names: &[String]) -> Vec<Option<KnobValue>> {
+    names
+        .iter()
+        .map(|n| Knob::from_name(n).and_then(|k| cfg.defaults().get(k).copied()))
+        .collect()
+}
+
+/// Open the store (failures exit 1).
+pub(crate) async fn open(store: &StoreArgs) -> Result<std::sync::Arc<dyn ClusterStore>, Failure> {
+    store.open().await.map_err(|e| Failure::new(1, e))
+}
+
+/// The first 12 hex digits of a digest, for messages.
+pub(crate) fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+/// Print pretty JSON (failures exit 1).
+pub(crate) fn print_json(v: &Value) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Failure::new(1, e))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Parse `KNOB=VALUE` arguments (values as text; the model parses them). Exit 2 on a missing
+/// `=` or a repeated name.
+pub(crate) fn parse_assignments(items: &[String]) -> Result<BTreeMap<String, Value>, Failure> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(Failure::new(
+                2,
+                anyhow!("{item:?}: expected KNOB=VALUE (see mpcluster config show --knobs)"),
+            ));
+        };
+        if out
+            .insert(name.to_owned(), Value::from(value.to_owned()))
+            .is_some()
+        {
+            return Err(Failure::new(2, anyhow!("{name:?} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// Every field error, one per line.
+fn describe_errors(errs: &ConfigErrors) -> String {
+    let lines: Vec<String> = errs
+        .errors()
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    match lines.as_slice() {
+        [one] => format!("invalid input: {one}"),
+        _ => format!("invalid input:\n  {}", lines.join("\n  ")),
+    }
+}
+
+/// The exit code and message of a failed edit: 2 for invalid input and unknown entries, 1
+/// for everything else.
+pub(crate) fn failure(e: EditError) -> Failure {
+    match e {
+        EditError::Invalid(errs) => Failure::new(2, anyhow!(describe_errors(&errs))),
+        EditError::BadRequest(m) => Failure::new(2, anyhow!(m)),
+        EditError::NotFound { .. } => Failure::new(2, anyhow!(e.to_string())),
+        e if e.is_conflict() => Failure::new(
+            1,
+            anyhow!("{CHANGED_MEANWHILE}: another writer changed the same entry"),
+        ),
+        e => Failure::new(1, e),
+    }
+}
+
+/// Edit document `T` with a compare-and-swap on the digest read just before, retrying once on
+/// a conflict if `scope` (the part of the document this command changes) is the same in the
+/// document read before and after the conflict. `scope: None` never retries.
+pub(crate) async fn edit_retrying<T, S, R, F>(
+    store: &dyn ClusterStore,
+    scope: Option<impl Fn(&T) -> S>,
+    op: F,
+) -> Result<Edited<R>, Failure>
+where
+    T: Document,
+    S: PartialEq,
+    R: Send,
+    F: Fn(&mut T) -> Result<R, EditError> + Sync,
+{
+    let before: Loaded<T> = load(store).await.map_err(failure)?;
+    match edit::<T, R, _>(store, Some(before.digest), |t| op(t)).await {
+        Err(e) if e.is_conflict() => {
+            let Some(scope) = scope else {
+                return Err(failure(e));
+            };
+            let after: Loaded<T> = load(store).await.map_err(failure)?;
+            if scope(&before.value) != scope(&after.value) {
+                return Err(failure(e));
+            }
+            tracing::info!(
+                "the document changed meanwhile, but not the part this command changes: retrying"
+            );
+            edit::<T, R, _>(store, Some(after.digest), |t| op(t))
+                .await
+                .map_err(failure)
+        }
+        r => r.map_err(failure),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use mpcluster_core::snapshot::doc_names;
+    use mpcluster_store::Expect;
+    use mpcluster_store::embedded::EmbeddedStore;
+
+    use super::*;
+
+    const W1: &str = "3600a098038303053453f463045727a01";
+    const W2: &str = "3600a098038303053453f463045727a02";
+
+    /// While the command computes its change, another writer changes the document (once).
+    async fn race(other: serde_json::Value, touches: &str) -> Result<(), Failure> {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn ClusterStore> = std::sync::Arc::new(
+            EmbeddedStore::open(dir.path(), Default::default())
+                .await
+                .unwrap(),
+        );
+        let doc = json!({"wwids": {W1: {"alias": "a"}, W2: {"alias": "b"}}}).to_string();
+        store
+            .write_doc(doc_names::CONFIG, &doc, Expect::Any)
+            .await
+            .unwrap();
+        let calls = AtomicUsize::new(0);
+        let other = other.to_string();
+        let handle = tokio::runtime::Handle::current();
+        let wwid = touches.to_owned();
+        let res = edit_retrying::<MultipathConfig, _, _, _>(
+            store.as_ref(),
+            Some(move |c: &MultipathConfig| c.get(&wwid).cloned()),
+            |cfg| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::task::block_in_place(|| {
+                        handle
+                            .block_on(store.write_doc(doc_names::CONFIG, &other, Expect::Any))
+                            .unwrap();
+                    });
+                }
+                mpcluster_server::config_routes::update_entry(
+                    cfg,
+                    W1,
+                    [("alias".to_owned(), json!("mine"))].into(),
+                    Vec::new(),
+                )
+            },
+        )
+        .await;
+        let (text, _) = store.read_doc(doc_names::CONFIG).await.unwrap().unwrap();
+        let cfg = MultipathConfig::from_json(&text).unwrap();
+        match &res {
+            Ok(_) => {
+                assert_eq!(calls.load(Ordering::SeqCst), 2);
+                assert_eq!(cfg.get(W1).unwrap().alias().unwrap().as_str(), "mine");
+            }
+            Err(_) => assert_ne!(cfg.get(W1).unwrap().alias().unwrap().as_str(), "mine"),
+        }
+        res.map(|_| ())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflict_on_another_entry_is_retried_once() {
+        race(
+            json!({"wwids": {W1: {"alias": "a"}, W2: {"alias": "b2"}}}),
+            W1,
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflict_on_the_same_entry_is_reported() {
+        let e = race(
+            json!({"wwids": {W1: {"alias": "theirs"}, W2: {"alias": "b"}}}),
+            W1,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.exit_code, 1);
+        assert!(e.error.to_string().contains(CHANGED_MEANWHILE));
+    }
+
+    #[test]
+    fn assignments() {
+        let m = parse_assignments(&["a=1".to_owned(), "b=x=y".to_owned()]).unwrap();
+        assert_eq!(m["b"], "x=y");
+        assert_eq!(
+            parse_assignments(&["a".to_owned()]).unwrap_err().exit_code,
+            2
+        );
+        assert_eq!(
+            parse_assignments(&["a=1".to_owned(), "a=2".to_owned()])
+                .unwrap_err()
+                .exit_code,
+            2
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! `mpcluster overrides get|set`: the admin's verbatim `devices` / `overrides` sections (their
+//! own store document and digest), checked with multipath's tokenizer rules before storing.
+//!
+//! `get` prints the text exactly as stored (`get > f; edit f; set f` round-trips). A conflict
+//! is never retried: the whole text is the entry. Exit codes: see [`super::config`].
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use mpcluster_core::config::Overrides;
+use mpcluster_server::config_routes::{Loaded, load, parse_overrides};
+use serde_json::json;
+
+use super::Failure;
+use super::config::{edit_retrying, failure, open, print_json, short};
+use super::status::Format;
+use super::store_args::StoreArgs;
+
+/// Largest file `set` reads (the model accepts 128 KiB; this leaves room to report the size).
+const MAX_READ: u64 = 1024 * 1024;
+
+/// Arguments of `mpcluster overrides`.
+#[derive(Debug, Args)]
+pub struct OverridesArgs {
+    #[command(subcommand)]
+    pub command: OverridesCommand,
+}
+
+/// `mpcluster overrides` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OverridesCommand {
+    /// Print the overrides text.
+    Get(GetArgs),
+    /// Replace the overrides with the text of FILE (`-` reads stdin).
+    Set(SetArgs),
+}
+
+/// Arguments of `mpcluster overrides get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output format: the text as is (`table`), or `{content, digest}` (`json`).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Arguments of `mpcluster overrides set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The file with the `devices { ... }` and/or `overrides { ... }` sections; `-` = stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+fn read_text(path: &PathBuf) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_READ)
+            .read_to_string(&mut text)
+            .context("cannot read the overrides from stdin")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_READ).read_to_string(&mut text))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    Ok(text)
+}
+
+/// Run the command.
+pub async fn run(args: &OverridesArgs) -> Result<ExitCode, Failure> {
+    match &args.command {
+        OverridesCommand::Get(a) => {
+            let store = open(&a.store).await?;
+            let l: Loaded<Overrides> = load(store.as_ref()).await.map_err(failure)?;
+            if a.format == Format::Json {
+                print_json(&json!({"content": l.value.as_str(), "digest": l.digest}))?;
+            } else {
+                print!("{}", l.value.as_str());
+            }
+        }
+        OverridesCommand::Set(a) => {
+            let text = read_text(&a.file).map_err(|e| Failure::new(1, e))?;
+            let overrides = parse_overrides(text).map_err(failure)?;
+            let store = open(&a.store).await?;
+            let done =
+                edit_retrying::<Overrides, (), _, _>(store.as_ref(), None::<fn(&Overrides)>, |o| {
+                    *o = overrides.clone();
+                    Ok(())
+                })
+                .await?;
+            println!(
+                "overrides stored (digest {})",
+                short(&done.digest.to_string())
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

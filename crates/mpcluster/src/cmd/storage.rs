@@ -1,0 +1,422 @@
+//! `mpcluster storage add|remove|list|set|import-pve`: the storage definitions (`multipath`
+//! storages and `lvm` storages on a multipath LUN), edited in the cluster store (`--store`)
+//! with the API's validation and digest guard.
+//!
+//! `import-pve` reads a Proxmox VE `storage.cfg` ([`mpcluster_core::pve_import`]), prints what
+//! it adds and what it skips (with line numbers and reasons) and merges the result into the
+//! stored document; existing ids are never overwritten. `--dry-run` only prints. The import is
+//! written with the digest read before it and is not retried on a conflict (run it again: it
+//! is idempotent).
+//!
+//! Exit codes and conflict handling of the other subcommands: see [`super::config`] (retried
+//! once when the named storage itself was not changed meanwhile).
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, Subcommand};
+use mpcluster_core::pve_import::{self, DEFAULT_STORAGE_CFG};
+use mpcluster_core::storage::{Storage, StorageConfig};
+use mpcluster_server::config_routes::{
+    EditError, Loaded, add_storage, edit, load, new_storage, remove_storage, replace_storage,
+    update_storage,
+};
+use serde_json::{Value, json};
+
+use super::Failure;
+use super::config::{edit_retrying, failure, open, print_json, short};
+use super::status::Format;
+use super::store_args::StoreArgs;
+use super::wwid::print_rows;
+
+/// Largest storage.cfg read.
+const MAX_READ: u64 = 4 * 1024 * 1024;
+
+/// Arguments of `mpcluster storage`.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    #[command(subcommand)]
+    pub command: StorageCommand,
+}
+
+/// `mpcluster storage` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Add a storage.
+    Add(AddArgs),
+    /// Remove a storage (refused while LVM storages sit on it).
+    Remove(RemoveArgs),
+    /// List the storages.
+    List(ListArgs),
+    /// Change a storage: `mpcluster storage set ID [--nodes a,b] [--disable|--enable]
+    /// [--vgname VG] [--base STORAGE:WWID] [--delete nodes]`.
+    Set(SetArgs),
+    /// Import multipath and LVM storages from a Proxmox VE storage.cfg.
+    ImportPve(ImportArgs),
+}
+
+/// Arguments of `mpcluster storage add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    #[command(subcommand)]
+    pub kind: AddKind,
+}
+
+/// The type of storage to add.
+#[derive(Debug, Subcommand)]
+pub enum AddKind {
+    /// A multipath storage: `mpcluster storage add multipath ID [--nodes a,b] [--disable]`.
+    Multipath(AddMultipathArgs),
+    /// An LVM storage on a multipath LUN:
+    /// `mpcluster storage add lvm ID --vgname VG --base STORAGE:WWID [--nodes a,b] [--disable]`.
+    Lvm(AddLvmArgs),
+}
+
+/// Options every storage type has.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Nodes where the storage is available (comma-separated); default every node.
+    #[arg(long, value_name = "NODE,...")]
+    pub nodes: Option<String>,
+    /// Add it disabled (it counts nowhere).
+    #[arg(long)]
+    pub disable: bool,
+}
+
+/// Arguments of `mpcluster storage add multipath`.
+#[derive(Debug, Args)]
+pub struct AddMultipathArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Storage id.
+    pub id: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `mpcluster storage add lvm`.
+#[derive(Debug, Args)]
+pub struct AddLvmArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Storage id.
+    pub id: String,
+    /// The volume group name.
+    #[arg(long, value_name = "VG")]
+    pub vgname: String,
+    /// The base volume: `<multipath-storage-id>:<wwid>`.
+    #[arg(long, value_name = "STORAGE:WWID")]
+    pub base: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Arguments of `mpcluster storage remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Storage id.
+    pub id: String,
+}
+
+/// Arguments of `mpcluster storage list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Arguments of `mpcluster storage set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Storage id.
+    pub id: String,
+    /// Nodes where the storage is available (comma-separated).
+    #[arg(long, value_name = "NODE,...")]
+    pub nodes: Option<String>,
+    /// Disable the storage.
+    #[arg(long, conflicts_with = "enable")]
+    pub disable: bool,
+    /// Enable the storage.
+    #[arg(long)]
+    pub enable: bool,
+    /// New volume group name (lvm).
+    #[arg(long, value_name = "VG")]
+    pub vgname: Option<String>,
+    /// New base volume (lvm): `<multipath-storage-id>:<wwid>`.
+    #[arg(long, value_name = "STORAGE:WWID")]
+    pub base: Option<String>,
+    /// Properties to clear (`nodes`, `disable`; repeat or separate with commas).
+    #[arg(long, value_name = "PROPERTY", value_delimiter = ',')]
+    pub delete: Vec<String>,
+}
+
+/// Arguments of `mpcluster storage import-pve`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The Proxmox VE storage.cfg (`-` reads stdin).
+    #[arg(value_name = "FILE", default_value = DEFAULT_STORAGE_CFG)]
+    pub file: PathBuf,
+    /// Only print what would be added and skipped.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn common_props(kind: &str, id: &str, common: &CommonArgs) -> BTreeMap<String, Value> {
+    let mut props = BTreeMap::new();
+    props.insert("type".to_owned(), json!(kind));
+    props.insert("id".to_owned(), json!(id));
+    if let Some(n) = &common.nodes {
+        props.insert("nodes".to_owned(), json!(n));
+    }
+    if common.disable {
+        props.insert("disable".to_owned(), json!(true));
+    }
+    props
+}
+
+/// Run the command.
+pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
+    match &args.command {
+        StorageCommand::Add(a) => {
+            let (store_args, props) = match &a.kind {
+                AddKind::Multipath(m) => (&m.store, common_props("multipath", &m.id, &m.common)),
+                AddKind::Lvm(l) => {
+                    let mut props = common_props("lvm", &l.id, &l.common);
+                    props.insert("vgname".to_owned(), json!(l.vgname));
+                    props.insert("base".to_owned(), json!(l.base));
+                    (&l.store, props)
+                }
+            };
+            let storage = new_storage(props)
+                .map_err(EditError::Invalid)
+                .map_err(failure)?;
+            let id = storage.id().clone();
+            let store = open(store_args).await?;
+            let scope = id.clone();
+            let done = edit_retrying::<StorageConfig, _, _, _>(
+                store.as_ref(),
+                Some(move |c: &StorageConfig| scope_of(c, scope.as_str())),
+                |cfg| add_storage(cfg, storage.clone()).map_err(EditError::Invalid),
+            )
+            .await?;
+            println!(
+                "added {} storage '{id}' (digest {})",
+                storage.type_name(),
+                short(&done.digest.to_string())
+            );
+        }
+        StorageCommand::Set(a) => {
+            let mut props = BTreeMap::new();
+            if let Some(n) = &a.nodes {
+                props.insert("nodes".to_owned(), json!(n));
+            }
+            if a.disable || a.enable {
+                props.insert("disable".to_owned(), json!(a.disable));
+            }
+            if let Some(v) = &a.vgname {
+                props.insert("vgname".to_owned(), json!(v));
+            }
+            if let Some(b) = &a.base {
+                props.insert("base".to_owned(), json!(b));
+            }
+            if props.is_empty() && a.delete.is_empty() {
+                return Err(Failure::new(2, anyhow!("nothing to change")));
+            }
+            let store = open(&a.store).await?;
+            let scope = a.id.clone();
+            let done = edit_retrying::<StorageConfig, _, _, _>(
+                store.as_ref(),
+                Some(move |c: &StorageConfig| scope_of(c, &scope)),
+                |cfg| {
+                    let Some(current) = cfg.get(&a.id) else {
+                        return Err(EditError::NotFound {
+                            what: format!("storage '{}'", a.id),
+                        });
+                    };
+                    let next = update_storage(current, props.clone(), &a.delete)
+                        .map_err(EditError::Invalid)?;
+                    replace_storage(cfg, next)
+                },
+            )
+            .await?;
+            println!(
+                "updated storage '{}' (digest {})",
+                a.id,
+                short(&done.digest.to_string())
+            );
+        }
+        StorageCommand::Remove(a) => {
+            let store = open(&a.store).await?;
+            let scope = a.id.clone();
+            let done = edit_retrying::<StorageConfig, _, _, _>(
+                store.as_ref(),
+                Some(move |c: &StorageConfig| scope_of(c, &scope)),
+                |cfg| remove_storage(cfg, &a.id),
+            )
+            .await?;
+            println!(
+                "removed {} storage '{}' (digest {})",
+                done.output.type_name(),
+                a.id,
+                short(&done.digest.to_string())
+            );
+        }
+        StorageCommand::List(a) => {
+            let store = open(&a.store).await?;
+            let l: Loaded<StorageConfig> = load(store.as_ref()).await.map_err(failure)?;
+            if a.format == Format::Json {
+                print_json(&json!({"digest": l.digest, "storages": l.value.storages}))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = vec![[
+                "ID".to_owned(),
+                "TYPE".to_owned(),
+                "NODES".to_owned(),
+                "STATE".to_owned(),
+                "VOLUME GROUP".to_owned(),
+                "BASE".to_owned(),
+            ]];
+            for s in &l.value.storages {
+                rows.push(storage_row(s));
+            }
+            print_rows(&rows);
+            println!("digest: {}", l.digest);
+        }
+        StorageCommand::ImportPve(a) => return import(a).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The storage named `id` and every storage whose base is on it (what a change to `id` depends
+/// on), for the conflict retry.
+fn scope_of(cfg: &StorageConfig, id: &str) -> Vec<Storage> {
+    cfg.storages
+        .iter()
+        .filter(|s| match s {
+            Storage::Lvm(l) => l.id.as_str() == id || l.base.storage.as_str() == id,
+            Storage::Multipath(m) => m.id.as_str() == id,
+        })
+        .cloned()
+        .collect()
+}
+
+fn storage_row(s: &Storage) -> [String; 6] {
+    let (nodes, disable) = match s {
+        Storage::Multipath(m) => (&m.nodes, m.disable),
+        Storage::Lvm(l) => (&l.nodes, l.disable),
+    };
+    let nodes = nodes.as_ref().map_or_else(
+        || "all".to_owned(),
+        |n| n.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
+    );
+    let (vg, base) = match s {
+        Storage::Lvm(l) => (l.vgname.as_str().to_owned(), l.base.to_string()),
+        Storage::Multipath(_) => ("-".to_owned(), "-".to_owned()),
+    };
+    [
+        s.id().to_string(),
+        s.type_name().to_owned(),
+        nodes,
+        if disable { "disabled" } else { "enabled" }.to_owned(),
+        vg,
+        base,
+    ]
+}
+
+fn read_cfg(path: &PathBuf) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_READ)
+            .read_to_string(&mut text)
+            .context("cannot read the storage configuration from stdin")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_READ).read_to_string(&mut text))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    Ok(text)
+}
+
+async fn import(a: &ImportArgs) -> Result<ExitCode, Failure> {
+    let text = read_cfg(&a.file).map_err(|e| Failure::new(1, e))?;
+    let store = open(&a.store).await?;
+    let current: Loaded<StorageConfig> = load(store.as_ref()).await.map_err(failure)?;
+    let result = pve_import::import(&current.value, &text)
+        .map_err(|e| Failure::new(1, anyhow!(e).context("the imported storages do not check")))?;
+    let mut digest = None;
+    if !a.dry_run && !result.added.is_empty() {
+        let merged = result.config.clone();
+        // Guarded by the digest `merged` was computed from: never retried.
+        let done = edit::<StorageConfig, (), _>(store.as_ref(), Some(current.digest), |cfg| {
+            *cfg = merged;
+            Ok(())
+        })
+        .await
+        .map_err(failure)?;
+        digest = Some(done.digest);
+    }
+    if a.format == Format::Json {
+        print_json(&json!({
+            "dry-run": a.dry_run,
+            "added": result.added,
+            "reused": result.reused,
+            "skipped": result.skipped,
+            "digest": digest,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if a.dry_run { "would add" } else { "added" };
+    for added in &result.added {
+        let detail = match (&added.storage, &added.from_iscsi) {
+            (Storage::Multipath(_), Some(iscsi)) => {
+                format!(" (stands for iscsi storage '{iscsi}')")
+            }
+            (Storage::Lvm(l), _) => format!(" (vg {} on {})", l.vgname.as_str(), l.base),
+            _ => String::new(),
+        };
+        println!(
+            "{verb} {} '{}' from line {}{detail}",
+            added.storage.type_name(),
+            added.storage.id(),
+            added.line
+        );
+    }
+    for (mp, iscsi) in &result.reused {
+        println!("using existing multipath storage '{mp}' for iscsi storage '{iscsi}'");
+    }
+    for s in &result.skipped {
+        let section = s
+            .section
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        println!("skipped line {}{section}: {}", s.line, s.reason);
+    }
+    match digest {
+        Some(d) => println!(
+            "imported {} storage(s) into {} (digest {})",
+            result.added.len(),
+            store.describe(),
+            short(&d.to_string())
+        ),
+        None if a.dry_run => println!("dry run: nothing written"),
+        None => println!("nothing to import"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
