@@ -35,7 +35,10 @@ fn example_table() {
     let out = mpcluster(&["status", "--snapshot", example().to_str().unwrap()], None);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    assert!(!stdout.contains('\x1b'), "no colour when stdout is not a terminal");
+    assert!(
+        !stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
     insta::assert_snapshot!("example_table", stdout);
     insta::assert_snapshot!("example_table_notes", text(&out.stderr));
 }
@@ -43,19 +46,34 @@ fn example_table() {
 #[test]
 fn example_json() {
     let out = mpcluster(
-        &["status", "--snapshot", example().to_str().unwrap(), "--format", "json"],
+        &[
+            "status",
+            "--snapshot",
+            example().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
         None,
     );
     assert!(out.status.success());
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(value.get("luns").is_some() && value.get("nodes").is_some(), "no wrapper");
+    assert!(
+        value.get("luns").is_some() && value.get("nodes").is_some(),
+        "no wrapper"
+    );
     insta::assert_snapshot!("example_json", text(&out.stdout));
 }
 
 #[test]
 fn example_covers_every_state() {
     let out = mpcluster(
-        &["status", "--snapshot", example().to_str().unwrap(), "--format", "json"],
+        &[
+            "status",
+            "--snapshot",
+            example().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
         None,
     );
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -67,13 +85,19 @@ fn example_covers_every_state() {
         .collect();
     states.sort_unstable();
     states.dedup();
-    assert_eq!(states, ["degraded", "failed", "missing", "optimal", "unknown"]);
+    assert_eq!(
+        states,
+        ["degraded", "failed", "missing", "optimal", "unknown"]
+    );
 }
 
 #[test]
 fn check_exit_codes() {
     let ex = example();
-    let out = mpcluster(&["status", "--snapshot", ex.to_str().unwrap(), "--check"], None);
+    let out = mpcluster(
+        &["status", "--snapshot", ex.to_str().unwrap(), "--check"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2), "the example has a failed LUN");
     let snap = |maps: &str| {
         format!(
@@ -81,17 +105,35 @@ fn check_exit_codes() {
         )
     };
     let cases = [
-        (r#"{\"w\":{\"state\":\"optimal\",\"paths-active\":2,\"paths-total\":2}}"#, 0),
-        (r#"{\"w\":{\"state\":\"degraded\",\"paths-active\":1,\"paths-total\":2}}"#, 1),
-        (r#"{\"w\":{\"state\":\"failed\",\"paths-active\":0,\"paths-total\":2}}"#, 2),
+        (
+            r#"{\"w\":{\"state\":\"optimal\",\"paths-active\":2,\"paths-total\":2}}"#,
+            0,
+        ),
+        (
+            r#"{\"w\":{\"state\":\"degraded\",\"paths-active\":1,\"paths-total\":2}}"#,
+            1,
+        ),
+        (
+            r#"{\"w\":{\"state\":\"failed\",\"paths-active\":0,\"paths-total\":2}}"#,
+            2,
+        ),
         (r#"{\"w\":{\"state\":\"bogus\"}}"#, 3),
     ];
     for (maps, code) in cases {
         let input = snap(maps);
         let out = mpcluster(&["status", "--snapshot", "-", "--check"], Some(&input));
-        assert_eq!(out.status.code(), Some(code), "{input}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{input}: {}",
+            text(&out.stderr)
+        );
         let out = mpcluster(&["status", "--snapshot", "-"], Some(&input));
-        assert_eq!(out.status.code(), Some(0), "without --check the verdict is not the exit code");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "without --check the verdict is not the exit code"
+        );
     }
 }
 
@@ -106,7 +148,11 @@ fn bad_snapshot_names_the_json_path() {
     assert!(out.stdout.is_empty());
 
     let out = mpcluster(&["status", "--snapshot", "-", "--check"], Some("not json"));
-    assert_eq!(out.status.code(), Some(3), "unreadable is UNKNOWN for monitoring");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "unreadable is UNKNOWN for monitoring"
+    );
 
     let out = mpcluster(&["status", "--snapshot", "/nonexistent/snap.json"], None);
     assert_eq!(out.status.code(), Some(2));
