@@ -51,7 +51,7 @@ impl CollectError {
 const SHOW_PATHS_RAW: &str = "show paths raw format";
 const SHOW_MAPS_RAW: &str = "show maps raw format";
 
-/// Collect this node's multipath state.
+/// Collect this node's multipath state once (no caching; the agent loop uses [`Collector`]).
 ///
 /// `show maps json` first; if multipathd does not know it or its JSON is broken (an alias
 /// with `"`: multipathd does not escape strings), the raw text formats instead. The raw paths
@@ -62,75 +62,191 @@ pub async fn collect(
     client: &MultipathdClient,
     sysfs_root: &Path,
 ) -> Result<NodeReport, CollectError> {
-    let paths_text = client
+    let replies = ask(client).await?;
+    replies.report(sysfs_root)
+}
+
+/// The replies one collection is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Replies {
+    paths: String,
+    /// `Ok(json)`, or `Err(raw maps)` when the JSON was unusable.
+    maps: Result<String, String>,
+}
+
+/// Ask for the paths and the JSON maps (`None`: this multipathd does not know `show maps json`).
+async fn ask_json(client: &MultipathdClient) -> Result<(String, Option<String>), CollectError> {
+    let paths = client
         .show_paths_raw(multipathd::PATHS_RAW_FORMAT)
         .await
         .map_err(|source| CollectError::Client {
             command: SHOW_PATHS_RAW,
             source,
         })?;
-    let paths = parse_paths_raw(paths_text.as_bytes()).map_err(|source| CollectError::Parse {
-        command: SHOW_PATHS_RAW,
-        source,
-    })?;
+    match client.show_maps_json().await {
+        Ok(text) => Ok((paths, Some(text))),
+        Err(ClientError::UnknownCommand { .. }) => Ok((paths, None)),
+        Err(source) => Err(CollectError::Client {
+            command: SHOW_MAPS_JSON,
+            source,
+        }),
+    }
+}
 
-    let json = match client.show_maps_json().await {
-        Ok(text) => Some(text),
-        Err(ClientError::UnknownCommand { .. }) => None,
-        Err(source) => {
-            return Err(CollectError::Client {
-                command: SHOW_MAPS_JSON,
-                source,
-            });
-        }
-    };
-    let json_parsed = json.map(|text| parse_maps_json(text.as_bytes()));
-    let reply = match json_parsed {
-        Some(Ok(mut reply)) => {
-            reply.join_paths(&paths);
-            reply
-        }
-        Some(Err(e)) if e.recovery() != Recovery::FallBackToRaw => {
-            return Err(CollectError::Parse {
-                command: SHOW_MAPS_JSON,
-                source: e,
-            });
-        }
-        fallback => {
-            if let Some(Err(e)) = &fallback {
+/// Decide between the JSON and the raw fallback (asking for the raw maps if needed).
+async fn finish(
+    client: &MultipathdClient,
+    paths: String,
+    json: Option<String>,
+) -> Result<Replies, CollectError> {
+    if let Some(text) = json {
+        match parse_maps_json(text.as_bytes()) {
+            Ok(_) => {
+                return Ok(Replies {
+                    paths,
+                    maps: Ok(text),
+                });
+            }
+            Err(e) if e.recovery() != Recovery::FallBackToRaw => {
+                return Err(CollectError::Parse {
+                    command: SHOW_MAPS_JSON,
+                    source: e,
+                });
+            }
+            Err(e) => {
                 tracing::info!(error = %e, "show maps json unusable; using the raw formats");
             }
-            let maps_text = client
-                .show_maps_raw(multipathd::MAPS_RAW_FORMAT)
-                .await
-                .map_err(|source| CollectError::Client {
-                    command: SHOW_MAPS_RAW,
-                    source,
-                })?;
-            let maps =
-                parse_maps_raw(maps_text.as_bytes()).map_err(|source| CollectError::Parse {
-                    command: SHOW_MAPS_RAW,
-                    source,
-                })?;
-            multipathd::MapsReply::from_raw(maps, &paths)
         }
-    };
-
-    let size_errors = std::cell::RefCell::new(Vec::new());
-    let mut report = summarize(&reply, |dm| match read_map_size(sysfs_root, dm) {
-        Ok(size) => Some(size),
-        Err(e) => {
-            size_errors.borrow_mut().push(e.to_string());
-            None
-        }
-    });
-    let size_errors = size_errors.into_inner();
-    if !size_errors.is_empty() {
-        report.errors.push(format!(
-            "map size unknown for {} map(s): {}",
-            size_errors.len(),
-            size_errors[0]
-        ));
     }
-    Ok(report)
+    let raw = client
+        .show_maps_raw(multipathd::MAPS_RAW_FORMAT)
+        .await
+        .map_err(|source| CollectError::Client {
+            command: SHOW_MAPS_RAW,
+            source,
+        })?;
+    Ok(Replies {
+        paths,
+        maps: Err(raw),
+    })
+}
+
+async fn ask(client: &MultipathdClient) -> Result<Replies, CollectError> {
+    let (paths, json) = ask_json(client).await?;
+    finish(client, paths, json).await
+}
+
+impl Replies {
+    /// Parse, join, read sizes, summarize.
+    fn report(&self, sysfs_root: &Path) -> Result<NodeReport, CollectError> {
+        let paths =
+            parse_paths_raw(self.paths.as_bytes()).map_err(|source| CollectError::Parse {
+                command: SHOW_PATHS_RAW,
+                source,
+            })?;
+        let reply = match &self.maps {
+            Ok(json) => {
+                let mut reply =
+                    parse_maps_json(json.as_bytes()).map_err(|source| CollectError::Parse {
+                        command: SHOW_MAPS_JSON,
+                        source,
+                    })?;
+                reply.join_paths(&paths);
+                reply
+            }
+            Err(raw) => {
+                let maps =
+                    parse_maps_raw(raw.as_bytes()).map_err(|source| CollectError::Parse {
+                        command: SHOW_MAPS_RAW,
+                        source,
+                    })?;
+                multipathd::MapsReply::from_raw(maps, &paths)
+            }
+        };
+        let size_errors = std::cell::RefCell::new(Vec::new());
+        let mut report = summarize(&reply, |dm| match read_map_size(sysfs_root, dm) {
+            Ok(size) => Some(size),
+            Err(e) => {
+                size_errors.borrow_mut().push(e.to_string());
+                None
+            }
+        });
+        let size_errors = size_errors.into_inner();
+        if !size_errors.is_empty() {
+            report.errors.push(format!(
+                "map size unknown for {} map(s): {}",
+                size_errors.len(),
+                size_errors[0]
+            ));
+        }
+        Ok(report)
+    }
+}
+
+/// The agent loop's collector: asks multipathd every time, but parses and summarizes again
+/// only when a reply changed (or every `reparse_after`, which also re-reads the map sizes).
+/// On a quiet node a tick then costs two socket round trips and two string comparisons.
+#[derive(Debug)]
+pub struct Collector {
+    client: MultipathdClient,
+    sysfs_root: std::path::PathBuf,
+    reparse_after: std::time::Duration,
+    last: Option<(Replies, NodeReport, std::time::Instant)>,
+}
+
+impl Collector {
+    /// A collector re-reading sizes at least every `reparse_after`.
+    pub fn new(
+        client: MultipathdClient,
+        sysfs_root: impl Into<std::path::PathBuf>,
+        reparse_after: std::time::Duration,
+    ) -> Self {
+        Collector {
+            client,
+            sysfs_root: sysfs_root.into(),
+            reparse_after,
+            last: None,
+        }
+    }
+
+    /// The client (for other commands such as `reconfigure`).
+    pub fn client(&self) -> &MultipathdClient {
+        &self.client
+    }
+
+    /// Collect; the same result as [`collect`].
+    pub async fn collect(&mut self) -> Result<NodeReport, CollectError> {
+        let result = self.collect_inner().await;
+        if result.is_err() {
+            self.last = None;
+        }
+        result
+    }
+
+    async fn collect_inner(&mut self) -> Result<NodeReport, CollectError> {
+        let (paths, json) = ask_json(&self.client).await?;
+        let fresh = self
+            .last
+            .as_ref()
+            .is_some_and(|(_, _, at)| at.elapsed() < self.reparse_after);
+        // Same JSON as last time (which parsed): nothing to do.
+        if fresh
+            && let Some((last, report, _)) = &self.last
+            && last.paths == paths
+            && json.is_some()
+            && last.maps.as_ref().ok() == json.as_ref()
+        {
+            return Ok(report.clone());
+        }
+        let replies = finish(&self.client, paths, json).await?;
+        if fresh
+            && let Some((last, report, _)) = &self.last
+            && *last == replies
+        {
+            return Ok(report.clone());
+        }
+        let report = replies.report(&self.sysfs_root)?;
+        self.last = Some((replies, report.clone(), std::time::Instant::now()));
+        Ok(report)
+    }
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::apply::Applier;
 use crate::client::MultipathdClient;
-use crate::collect::{CollectError, collect};
+use crate::collect::{CollectError, Collector};
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -255,6 +255,7 @@ pub async fn run(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut store_failing = false;
 
+    let mut collector = Collector::new(client.clone(), config.sysfs_root.clone(), config.refresh);
     let mut events = store.subscribe().await;
     let mut applier = config.apply_root.clone().map(Applier::new);
     let mut apply_reporter = ApplyReporter {
@@ -304,7 +305,7 @@ pub async fn run(
         if !collect_now {
             continue;
         }
-        let result = collect(&client, &config.sysfs_root).await;
+        let result = collector.collect().await;
         match publisher.tick(store.as_ref(), result).await {
             Ok(()) => {
                 if store_failing {
