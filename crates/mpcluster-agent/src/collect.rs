@@ -191,7 +191,17 @@ pub struct Collector {
     client: MultipathdClient,
     sysfs_root: std::path::PathBuf,
     reparse_after: std::time::Duration,
-    last: Option<(Replies, NodeReport, std::time::Instant)>,
+    last: Option<(Replies, std::sync::Arc<Collected>, std::time::Instant)>,
+}
+
+/// A collection's report with its per-WWID summaries (shared while nothing changes).
+#[derive(Debug, PartialEq)]
+pub struct Collected {
+    /// The node report (detail).
+    pub report: NodeReport,
+    /// Its summaries (the broadcast).
+    pub summaries:
+        std::collections::BTreeMap<mpcluster_core::Wwid, mpcluster_core::broadcast::MapSummary>,
 }
 
 impl Collector {
@@ -214,8 +224,8 @@ impl Collector {
         &self.client
     }
 
-    /// Collect; the same result as [`collect`].
-    pub async fn collect(&mut self) -> Result<NodeReport, CollectError> {
+    /// Collect; the same report as [`collect`].
+    pub async fn collect(&mut self) -> Result<std::sync::Arc<Collected>, CollectError> {
         let result = self.collect_inner().await;
         if result.is_err() {
             self.last = None;
@@ -223,7 +233,7 @@ impl Collector {
         result
     }
 
-    async fn collect_inner(&mut self) -> Result<NodeReport, CollectError> {
+    async fn collect_inner(&mut self) -> Result<std::sync::Arc<Collected>, CollectError> {
         let (paths, json) = ask_json(&self.client).await?;
         let fresh = self
             .last
@@ -236,17 +246,25 @@ impl Collector {
             && json.is_some()
             && last.maps.as_ref().ok() == json.as_ref()
         {
-            return Ok(report.clone());
+            return Ok(std::sync::Arc::clone(report));
         }
         let replies = finish(&self.client, paths, json).await?;
         if fresh
             && let Some((last, report, _)) = &self.last
             && *last == replies
         {
-            return Ok(report.clone());
+            return Ok(std::sync::Arc::clone(report));
         }
         let report = replies.report(&self.sysfs_root)?;
-        self.last = Some((replies, report.clone(), std::time::Instant::now()));
-        Ok(report)
+        let collected = std::sync::Arc::new(Collected {
+            summaries: report.summaries(),
+            report,
+        });
+        self.last = Some((
+            replies,
+            std::sync::Arc::clone(&collected),
+            std::time::Instant::now(),
+        ));
+        Ok(collected)
     }
 }

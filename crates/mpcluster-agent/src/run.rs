@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::apply::Applier;
 use crate::client::MultipathdClient;
-use crate::collect::{CollectError, Collector};
+use crate::collect::{CollectError, Collected, Collector};
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -126,19 +126,22 @@ impl Publisher {
     async fn tick(
         &mut self,
         store: &dyn ClusterStore,
-        result: Result<mpcluster_core::multipathd::NodeReport, CollectError>,
+        result: Result<std::sync::Arc<Collected>, CollectError>,
     ) -> Result<(), StoreError> {
         let now = unix_now();
         match result {
-            Ok(report) => {
-                let maps = report.summaries();
-                let health = self.health.decide(now, &maps);
+            Ok(collected) => {
+                let maps = &collected.summaries;
+                let report = &collected.report;
+                let health = self.health.decide(now, maps);
                 if let Err(e) = self.put(store, kv_keys::HEALTH, &health).await {
                     self.health.invalidate();
                     return Err(e);
                 }
-                self.last_maps = maps;
-                let detail = self.detail.decide(now, &report);
+                if self.last_maps != *maps {
+                    self.last_maps = maps.clone();
+                }
+                let detail = self.detail.decide(now, report);
                 if let Err(e) = self.put(store, kv_keys::DETAIL, &detail).await {
                     self.detail.invalidate();
                     return Err(e);

@@ -33,15 +33,19 @@ async fn collector_follows_changes_and_never_serves_a_stale_report() {
 
     let first = collector.collect().await.unwrap();
     assert_eq!(
-        first,
+        first.report,
         collect(&client, sim.sysfs_root()).await.unwrap(),
         "same as uncached"
     );
-    assert_eq!(collector.collect().await.unwrap(), first);
+    assert_eq!(first.summaries, first.report.summaries());
+    assert!(
+        std::sync::Arc::ptr_eq(&collector.collect().await.unwrap(), &first),
+        "unchanged: the same report, shared"
+    );
 
     sim.update(|s| s.maps[0].paths[0].up = false);
     let changed = collector.collect().await.unwrap();
-    let summary = changed.summaries().into_values().next().unwrap();
+    let summary = changed.summaries.values().next().unwrap();
     assert_eq!(summary.state, MapState::Degraded);
 
     sim.update(|s| s.down = true);
