@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use mpcluster_core::multipathd::{
-    self, NodeReport, ParseError, Recovery, SHOW_MAPS_JSON, parse_maps_json, parse_maps_raw,
-    parse_paths_raw, summarize,
+    self, NodeReport, ParseError, RawMaps, RawPaths, Recovery, SHOW_MAPS_JSON, parse_maps_json,
+    parse_maps_raw, parse_paths_raw, summarize,
 };
 
 use crate::client::{ClientError, MultipathdClient};
@@ -139,11 +139,16 @@ async fn ask(client: &MultipathdClient) -> Result<Replies, CollectError> {
 impl Replies {
     /// Parse, join, read sizes, summarize.
     fn report(&self, sysfs_root: &Path) -> Result<NodeReport, CollectError> {
-        let paths =
+        // multipathd answers `ok` (the client gives "") when there are no paths: that is an
+        // empty list, not an empty (daemon-stopped) reply.
+        let paths = if self.paths.is_empty() {
+            RawPaths::default()
+        } else {
             parse_paths_raw(self.paths.as_bytes()).map_err(|source| CollectError::Parse {
                 command: SHOW_PATHS_RAW,
                 source,
-            })?;
+            })?
+        };
         let reply = match &self.maps {
             Ok(json) => {
                 let mut reply =
@@ -155,11 +160,14 @@ impl Replies {
                 reply
             }
             Err(raw) => {
-                let maps =
+                let maps = if raw.is_empty() {
+                    RawMaps::default()
+                } else {
                     parse_maps_raw(raw.as_bytes()).map_err(|source| CollectError::Parse {
                         command: SHOW_MAPS_RAW,
                         source,
-                    })?;
+                    })?
+                };
                 multipathd::MapsReply::from_raw(maps, &paths)
             }
         };

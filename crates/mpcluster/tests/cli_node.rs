@@ -208,7 +208,6 @@ async fn daemon_that_stops_answering_exits_2() {
 /// reply, so `collect` fails on every node without multipath devices. Reported against
 /// `mpcluster-agent/src/collect.rs`; un-ignore once it treats empty raw text as no records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "collect() fails when multipathd answers `ok` (no paths); see the comment"]
 async fn no_maps() {
     let dir = tempfile::tempdir().unwrap();
     let sim = start_sim(dir.path(), SimState::default());
@@ -401,7 +400,6 @@ async fn fixture_tables() {
 
 /// A map without any path (the paths reply is `ok`): same collect.rs problem as [`no_maps`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "collect() fails when multipathd answers `ok` (no paths); see no_maps"]
 async fn map_without_paths_is_failed_queueing() {
     let out = fixture_status("queueing-no-paths").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
