@@ -30,6 +30,7 @@ pub mod status;
 pub mod storage;
 pub mod synthetic;
 pub mod table;
+pub mod tokens;
 
 pub use ids::{Alias, IdError, NodeName, StorageId, Wwid};
 pub use state::MapState;

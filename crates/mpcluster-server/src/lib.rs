@@ -7,6 +7,9 @@
 //! - [`config_routes`]: the digest-guarded configuration API (multipath config, allow-list,
 //!   overrides, storages) and the edit functions the CLI shares.
 //! - [`read::read_snapshot`] reads a cluster snapshot from any store (also used by the CLI).
+//! - [`auth`]: API tokens and the middleware requiring them (every route but `/health` and the
+//!   web UI's static files); [`tls`]: HTTPS; [`limits`]: request and connection limits and
+//!   the connection loop ([`limits::serve_with`]).
 #![warn(missing_docs)]
 
 use std::future::Future;
@@ -19,11 +22,15 @@ use mpcluster_store::ClusterStore;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
+pub mod auth;
 pub mod cache;
 pub mod config_routes;
 pub mod error;
+pub mod limits;
 pub mod read;
 pub mod routes;
+pub mod tls;
+pub mod ui;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -72,10 +79,13 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
 
-/// The router: every route of the API.
+/// The router: every route of the API, behind [`auth::require_token`].
 pub fn app(state: AppState) -> Router {
+    let auth = auth::Auth::new(state.store.clone());
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONCURRENT_REQUESTS));
     Router::new()
         .route("/health", get(routes::health))
+        .merge(ui::router())
         .route("/api2/openapi.json", get(openapi))
         .route("/api2/json/cluster/multipath/status", get(routes::status))
         .route(
@@ -115,7 +125,16 @@ pub fn app(state: AppState) -> Router {
                 .put(config_routes::put_storage)
                 .delete(config_routes::delete_storage),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::require_token,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(limits::reject_oversized))
+        .layer(axum::middleware::from_fn_with_state(
+            slots,
+            limits::limit_concurrency,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -124,13 +143,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// Serve `app` over plain HTTP on `listener` until `shutdown` resolves, then finish in-flight
+/// requests ([`limits::serve_with`] with the default limits; it also serves HTTPS).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    limits::serve_with(listener, app, limits::ServeOptions::default(), shutdown).await
 }

@@ -46,12 +46,47 @@ impl Drop for Env {
     }
 }
 
+/// The API token every request of these tests carries (`Authorization` value, with
+/// `Sys.Audit` and `Sys.Modify`) and the tokens document holding it.
+fn test_token() -> &'static (String, String) {
+    static TOKEN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        use mpcluster_core::tokens::{Privilege, TokenEntry, TokenId, TokensDoc};
+        let secret = mpcluster_server::auth::new_secret();
+        let mut doc = TokensDoc::default();
+        doc.tokens.insert(
+            TokenId::new("test").unwrap(),
+            TokenEntry {
+                privs: Privilege::ALL.into(),
+                hash: mpcluster_server::auth::hash_secret(&secret).unwrap(),
+                created: 0,
+                expire: None,
+                comment: None,
+            },
+        );
+        (format!("Bearer test:{secret}"), doc.to_json())
+    })
+}
+
+/// An embedded store holding the test token.
 async fn embedded(dir: &tempfile::TempDir) -> Arc<dyn ClusterStore> {
-    Arc::new(
-        EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
-            .await
-            .unwrap(),
-    )
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .await
+        .unwrap();
+    store
+        .write_doc(doc_names::TOKENS, &test_token().1, Expect::Any)
+        .await
+        .unwrap();
+    Arc::new(store)
+}
+
+/// Every request gets the test token.
+async fn with_token(mut req: Request<Body>) -> Request<Body> {
+    req.headers_mut().insert(
+        axum::http::header::AUTHORIZATION,
+        axum::http::HeaderValue::from_str(&test_token().0).unwrap(),
+    );
+    req
 }
 
 fn env_over(store: Arc<dyn ClusterStore>, dir: tempfile::TempDir) -> Env {
@@ -60,7 +95,8 @@ fn env_over(store: Arc<dyn ClusterStore>, dir: tempfile::TempDir) -> Env {
         app: app(AppState {
             store: store.clone(),
             cache,
-        }),
+        })
+        .layer(axum::middleware::map_request(with_token)),
         store,
         task,
         _dir: dir,

@@ -174,12 +174,17 @@ async fn load() {
         .map(|_| {
             let all = all.clone();
             let status_url = status_url.clone();
+            let auth = common::auth_header(&status_url).unwrap();
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new().build();
                 let mut mine = Vec::new();
                 while start.elapsed() < duration {
                     let t0 = Instant::now();
-                    let resp = agent.get(&status_url).call().unwrap();
+                    let resp = agent
+                        .get(&status_url)
+                        .set("Authorization", &auth)
+                        .call()
+                        .unwrap();
                     let mut sink = Vec::new();
                     std::io::copy(&mut resp.into_reader(), &mut sink).unwrap();
                     mine.push(t0.elapsed());

@@ -45,6 +45,8 @@ enum Commands {
     Overrides(cmd::overrides::OverridesArgs),
     /// Storage definitions (multipath, LVM on multipath): add, remove, list, set, import-pve.
     Storage(cmd::storage::StorageArgs),
+    /// API tokens: add (prints the secret once), list, remove.
+    Token(cmd::token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
             Commands::Wwid(args) => cmd::wwid::run(args).await,
             Commands::Overrides(args) => cmd::overrides::run(args).await,
             Commands::Storage(args) => cmd::storage::run(args).await,
+            Commands::Token(args) => cmd::token::run(args).await,
         }
     });
     match result {

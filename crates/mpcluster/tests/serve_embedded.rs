@@ -103,8 +103,17 @@ async fn serve_embedded_follows_the_fake_multipathd() {
     assert_eq!(cell(&s, W2, "node1")["state"], "optimal");
 
     // `mpcluster status --server` shows the same, and SIGTERM stops the server cleanly.
+    let token_file = server.token_file.clone().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpcluster"))
-        .args(["status", "--format", "json", "--server", &url])
+        .args([
+            "status",
+            "--format",
+            "json",
+            "--server",
+            &url,
+            "--token-file",
+        ])
+        .arg(&token_file)
         .output()
         .unwrap();
     assert!(

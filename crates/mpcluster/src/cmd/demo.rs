@@ -198,6 +198,15 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the demo store in {}", dir.display()))?;
     let count = usize::from(args.nodes);
     write_documents(store.as_ref(), count).await?;
+    // The API needs a token: the demo's admin token, in a mode-0600 file.
+    let token_file = dir.join("admin-token");
+    if let Some(token) = mpcluster_server::auth::bootstrap_admin(store.as_ref())
+        .await
+        .context("cannot create the demo's API token")?
+    {
+        let _ = std::fs::remove_file(&token_file);
+        super::token::write_new_secret_file(&token_file, &token.credential())?;
+    }
 
     let mut nodes = Vec::with_capacity(count);
     for i in 0..count {
@@ -237,7 +246,14 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("mpcluster demo: {count} simulated nodes");
     println!("  API:    http://{local}/api2/json/cluster/multipath/status");
-    println!("  CLI:    mpcluster status --server http://{local}");
+    println!(
+        "  CLI:    mpcluster status --server http://{local} --token-file {}",
+        token_file.display()
+    );
+    println!(
+        "  token:  {} (send 'Authorization: Bearer <its content>')",
+        token_file.display()
+    );
     println!("  store:  {}", store.describe());
     println!("  Ctrl-C stops the demo.");
 

@@ -13,6 +13,7 @@ pub mod source;
 pub mod status;
 pub mod storage;
 pub mod store_args;
+pub mod token;
 pub mod wwid;
 
 /// A failed command: the error to print and the process exit code to use.

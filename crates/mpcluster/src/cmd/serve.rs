@@ -1,13 +1,27 @@
 //! `mpcluster serve`: the API server. With the embedded (single-node) store it also runs this
 //! node's agent in-process, so one command gives a working node.
+//!
+//! Access control: every API route but `/health` (and the web UI's static files) needs an API
+//! token (`mpcluster token`). The first `serve` on a store without tokens creates the token
+//! `admin` (Sys.Audit, Sys.Modify), prints its credential once on stdout and writes it to a
+//! mode-0600 file (`--admin-token-file`; default `admin-token` in the embedded store's
+//! directory, or in /var/lib/mpcluster for etcd). HTTPS with `--tls-cert`/`--tls-key`
+//! (reloaded on SIGHUP); plain HTTP on a non-loopback address needs `--insecure-http`.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use clap::Args;
 use mpcluster_server::cache::{CacheConfig, StatusCache};
-use mpcluster_server::{AppState, app, serve};
+use mpcluster_server::config_routes::EditError;
+use mpcluster_server::limits::{ServeOptions, serve_with};
+use mpcluster_server::tls::ServerTls;
+use mpcluster_server::{AppState, app};
+use mpcluster_store::{ClusterStore, StoreSpec};
 
 use super::Failure;
 use super::agent_args::AgentArgs;
@@ -18,9 +32,26 @@ use super::store_args::StoreArgs;
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Address to listen on.
+    /// Address to listen on. A non-loopback address needs --tls-cert/--tls-key (or
+    /// --insecure-http).
     #[arg(long, default_value = "127.0.0.1:8470", value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first). Re-read on
+    /// SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM). Re-read on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address: API tokens and the configuration then
+    /// cross the network readable by anyone on the path.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub insecure_http: bool,
+    /// Where the first `serve` on a store without tokens writes the admin token (mode 0600).
+    /// Default: `admin-token` in the embedded store's directory; for etcd
+    /// /var/lib/mpcluster/admin-token (as root).
+    #[arg(long, env = "MPCLUSTER_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Do not run the local agent even with the embedded store.
     #[arg(long)]
     pub no_agent: bool,
@@ -49,17 +80,163 @@ pub async fn shutdown_signal() {
 
 /// Run the command.
 pub async fn run(args: &ServeArgs) -> Result<ExitCode, Failure> {
-    inner(args).await.map_err(|e| Failure::new(1, e))
+    inner(args).await
 }
 
-async fn inner(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+/// The admin token file: `--admin-token-file`, else next to the store.
+fn admin_token_file(args: &ServeArgs) -> PathBuf {
+    if let Some(f) = &args.admin_token_file {
+        return f.clone();
+    }
+    match &args.store.store {
+        StoreSpec::Embedded { dir } => dir
+            .clone()
+            .unwrap_or_else(mpcluster_store::default_embedded_dir)
+            .join("admin-token"),
+        _ => mpcluster_store::default_embedded_dir().join("admin-token"),
+    }
+}
+
+/// Write `credential` to `path` with mode 0600 (atomically replacing an older file), creating
+/// the directory (mode 0700) if needed.
+fn write_token_file(path: &Path, credential: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    // A named temporary file is created with mode 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(format!("{credential}\n").as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Create the admin token if the store has no tokens document; print and save it.
+async fn bootstrap(store: &dyn ClusterStore, file: &Path) -> Result<(), EditError> {
+    let Some(token) = mpcluster_server::auth::bootstrap_admin(store).await? else {
+        return Ok(());
+    };
+    let saved = match write_token_file(file, &token.credential()) {
+        Ok(()) => format!("saved to {} (mode 0600)", file.display()),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot save the admin token");
+            "NOT saved to a file (see the error above)".to_owned()
+        }
+    };
+    eprintln!(
+        "mpcluster: created the API token '{}' (Sys.Audit, Sys.Modify) on this store without tokens; {saved}. Its credential follows on stdout, shown only this once.",
+        token.id
+    );
+    println!("{}", token.credential());
+    Ok(())
+}
+
+fn is_transient(e: &EditError) -> bool {
+    matches!(e, EditError::Store { source, .. } if source.is_transient())
+}
+
+/// Bootstrap now; while the store is unavailable, retry in the background. Other failures
+/// (authentication refused by the store, an unreadable document) stop `serve`.
+async fn bootstrap_or_retry(
+    store: &Arc<dyn ClusterStore>,
+    file: PathBuf,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    match bootstrap(store.as_ref(), &file).await {
+        Ok(()) => Ok(None),
+        Err(e) if is_transient(&e) => {
+            tracing::warn!(error = %mpcluster_server::error::chain(&e), "cannot check the API tokens yet; retrying in the background");
+            let store = store.clone();
+            Ok(Some(tokio::spawn(async move {
+                let mut delay = std::time::Duration::from_secs(1);
+                loop {
+                    tokio::time::sleep(delay).await;
+                    match bootstrap(store.as_ref(), &file).await {
+                        Ok(()) => return,
+                        Err(e) if is_transient(&e) => {}
+                        Err(e) => {
+                            tracing::error!(error = %mpcluster_server::error::chain(&e), "cannot create the admin token");
+                            return;
+                        }
+                    }
+                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                }
+            })))
+        }
+        Err(EditError::Store { source, .. }) => {
+            Err(anyhow::Error::new(source).context("cannot read the API tokens"))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("cannot create the admin token")),
+    }
+}
+
+/// Reload the TLS certificate on every SIGHUP (without TLS, SIGHUP is logged and ignored).
+fn reload_on_sighup(tls: Option<Arc<ServerTls>>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: no TLS certificate to reload");
+                continue;
+            };
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    fingerprint = %tls.fingerprint(),
+                    "SIGHUP: TLS certificate reloaded"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: cannot reload the TLS certificate; keeping the one in use")
+                }
+            }
+        }
+    }))
+}
+
+async fn inner(args: &ServeArgs) -> Result<ExitCode, Failure> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(
+            ServerTls::load(cert, key).map_err(|e| Failure::new(2, e))?,
+        )),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() {
+        if !args.insecure_http {
+            return Err(Failure::new(
+                2,
+                anyhow!(
+                    "refusing to serve plain HTTP on the non-loopback address {}: give --tls-cert and --tls-key, or --insecure-http to send API tokens and the configuration unencrypted",
+                    args.listen
+                ),
+            ));
+        }
+        eprintln!(
+            "mpcluster: WARNING: serving plain HTTP on {} (--insecure-http): API tokens and the cluster configuration cross the network unencrypted; anyone on the path can read them and take over every node's multipath configuration",
+            args.listen
+        );
+        tracing::warn!(listen = %args.listen, "serving plain HTTP on a non-loopback address (--insecure-http)");
+    }
+    run_server(args, tls).await.map_err(|e| Failure::new(1, e))
+}
+
+async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Result<ExitCode> {
     let store = args.store.open().await?;
     let node = args.agent.node_name()?;
+    let bootstrap_task = bootstrap_or_retry(&store, admin_token_file(args)).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("listener address")?;
-
+    let hup_task = Some(reload_on_sighup(tls.clone())?);
     let (cache, cache_task) = StatusCache::spawn(
         store.clone(),
         CacheConfig {
@@ -87,14 +264,30 @@ async fn inner(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
+    if let Some(tls) = &tls {
+        eprintln!(
+            "mpcluster: TLS certificate SHA-256 fingerprint {} (clients: --fingerprint or --ca)",
+            tls.fingerprint()
+        );
+    }
     eprintln!(
-        "mpcluster: serving http://{local}/ (store: {})",
+        "mpcluster: serving {}://{local}/ (store: {})",
+        if tls.is_some() { "https" } else { "http" },
         store.describe()
     );
     let mut rx = stop_rx.clone();
-    let server = serve(listener, app(AppState { store, cache }), async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    });
+    let options = ServeOptions {
+        tls,
+        ..ServeOptions::default()
+    };
+    let server = serve_with(
+        listener,
+        app(AppState { store, cache }),
+        options,
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        },
+    );
     let signal = async {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -106,5 +299,8 @@ async fn inner(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = t.await;
     }
     cache_task.abort();
+    for t in [bootstrap_task, hup_task].into_iter().flatten() {
+        t.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,17 @@
 //! Shared support for the end-to-end tests: child processes killed on drop, the real server
 //! started on an ephemeral port, HTTP polling.
+//!
+//! API tokens: [`start_serve`] gives the server an admin token file in a temporary directory
+//! (unless the arguments name one), and registers the token it bootstrapped for the server's
+//! URL; [`get_json`] and [`auth_header`] send the registered token of the URL they are given
+//! ([`set_token`] registers one by hand, e.g. for a store that had tokens already).
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,6 +20,31 @@ use serde_json::Value;
 pub struct Proc {
     pub child: Child,
     pub name: String,
+    /// `serve`: the admin token file it was given.
+    pub token_file: Option<PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Base URL -> `Authorization` header value.
+static TOKENS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Send `credential` (`<id>:<secret>`) with every request to URLs starting with `base`.
+pub fn set_token(base: &str, credential: &str) {
+    TOKENS.lock().unwrap().insert(
+        base.trim_end_matches('/').to_owned(),
+        format!("Bearer {}", credential.trim()),
+    );
+}
+
+/// The `Authorization` value registered for `url`'s server, if any.
+pub fn auth_header(url: &str) -> Option<String> {
+    TOKENS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(base, _)| url.starts_with(base.as_str()))
+        .max_by_key(|(base, _)| base.len())
+        .map(|(_, v)| v.clone())
 }
 
 impl Proc {
@@ -34,6 +67,8 @@ impl Proc {
         Proc {
             child,
             name: name.to_owned(),
+            token_file: None,
+            _dir: None,
         }
     }
 
@@ -65,7 +100,8 @@ impl Drop for Proc {
     }
 }
 
-/// The real `mpcluster serve` on 127.0.0.1:0; returns the process and its base URL.
+/// The real `mpcluster serve` on 127.0.0.1:0; returns the process and its base URL. The token
+/// it bootstraps (on a store without tokens) is registered for its URL ([`set_token`]).
 pub fn start_serve(name: &str, args: &[String]) -> (Proc, String) {
     let mut all = vec![
         "serve".to_owned(),
@@ -73,6 +109,17 @@ pub fn start_serve(name: &str, args: &[String]) -> (Proc, String) {
         "127.0.0.1:0".to_owned(),
     ];
     all.extend_from_slice(args);
+    let mut dir = None;
+    let token_file = match args.iter().position(|a| a == "--admin-token-file") {
+        Some(i) => PathBuf::from(&args[i + 1]),
+        None => {
+            let d = tempfile::tempdir().unwrap();
+            let f = d.path().join("admin-token");
+            all.extend(["--admin-token-file".to_owned(), f.display().to_string()]);
+            dir = Some(d);
+            f
+        }
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_mpcluster"))
         .args(&all)
         .env("MPCLUSTER_LOG", "warn")
@@ -103,10 +150,15 @@ pub fn start_serve(name: &str, args: &[String]) -> (Proc, String) {
             eprintln!("[{tag}] {line}");
         }
     });
+    if let Ok(credential) = std::fs::read_to_string(&token_file) {
+        set_token(&url, &credential);
+    }
     (
         Proc {
             child,
             name: name.to_owned(),
+            token_file: Some(token_file),
+            _dir: dir,
         },
         url,
     )
@@ -114,7 +166,11 @@ pub fn start_serve(name: &str, args: &[String]) -> (Proc, String) {
 
 /// GET a JSON document: `(HTTP status, body)`; transport errors are status 0.
 pub fn get_json(url: &str) -> (u16, Value) {
-    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(10));
+    if let Some(auth) = auth_header(url) {
+        req = req.set("Authorization", &auth);
+    }
+    match req.call() {
         Ok(resp) => {
             let code = resp.status();
             (

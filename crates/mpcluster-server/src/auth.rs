@@ -1,0 +1,613 @@
+//! Access control: API tokens with Proxmox-style privileges.
+//!
+//! - Tokens live in the digest-guarded store document `tokens`
+//!   ([`TokensDoc`](mpcluster_core::tokens::TokensDoc)): per token id its privileges, expiry and
+//!   the argon2id PHC hash of its secret (salted with [`OsRng`]). Secrets are 32 random bytes
+//!   as 64 hex digits, shown once when created and never stored. [`add_token`],
+//!   [`remove_token`] and [`bootstrap_admin`] edit the document (the CLI and `serve` use them).
+//! - [`require_token`] is the middleware every request passes: `Authorization: Bearer
+//!   <id>:<secret>` or `Authorization: PVEAPIToken=<id>=<secret>`; `Sys.Audit` for GET/HEAD,
+//!   `Sys.Modify` for every write ([`required_privilege`]). Only [`is_open_path`] paths (`/health`
+//!   and the web UI's static assets) pass without a token.
+//! - 401 (missing, unknown, wrong or expired token) always says the same, whether the id exists
+//!   or not, and an unknown id costs the same argon2 verification as a wrong secret (against a
+//!   dummy hash). 403 only after the secret was verified. Failed attempts are logged with the
+//!   token id and the peer address, never the secret.
+//! - Removal and expiry take effect at once: every request re-reads the `tokens` document
+//!   (one read per request: a file read for the embedded store, one range request for etcd) and
+//!   checks presence and expiry against it. Only the slow hash verification is cached, keyed by
+//!   (id, SHA-256 of the secret) and valid only while the entry's stored hash is unchanged (a
+//!   token removed and re-added under the same id has a new salt, so a new hash).
+//! - If the store cannot be read (down, timeout), the last successfully read document is used,
+//!   so the API keeps serving the last good status with its 503; a token removed while this
+//!   server cannot reach the store keeps working here until the store answers again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mpcluster_core::digest::ConfigDigest;
+use mpcluster_core::snapshot::doc_names;
+use mpcluster_core::tokens::{
+    Presented, Privilege, TokenEntry, TokenId, TokensDoc, parse_authorization, required_privilege,
+};
+use mpcluster_store::{BoxError, ClusterStore, Expect, StoreError};
+use password_hash::rand_core::{OsRng, RngCore as _};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::config_routes::{Document, EditError, Loaded, absent_digest, edit, load};
+use crate::error::{ApiError, ErrorKind};
+use crate::read::unix_now;
+
+/// The message of every 401 for a presented token (unknown id, wrong secret, expired): the
+/// same in every case, so it does not tell whether the id exists.
+pub const INVALID_TOKEN: &str = "invalid or expired API token";
+
+/// The message of a 401 without credentials.
+pub const TOKEN_REQUIRED: &str =
+    "authentication required: send 'Authorization: Bearer <token-id>:<secret>'";
+
+/// How long one read of the tokens document may take before the last good copy is used.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed read, use the last good copy this long without asking the store again.
+const FAILURE_HOLD: Duration = Duration::from_secs(1);
+/// Argon2 verifications running at once (each takes ~19 MiB and some ms of CPU): one, so a
+/// flood of bad tokens keeps at most one core busy and leaves the rest (the in-process agent,
+/// requests with already verified tokens) alone.
+const HASH_SLOTS: usize = 1;
+/// Cached successful verifications, at most (the cache is cleared when full).
+const VERIFIED_MAX: usize = 4096;
+
+/// Paths served without a token: `/health`, and the web UI's static page and assets (`/`,
+/// `/index.html`, `/ui`, `/ui/...`; the page asks for a token and sends it with its API calls). Everything
+/// else, the OpenAPI document included, needs one.
+pub fn is_open_path(path: &str) -> bool {
+    matches!(path, "/health" | "/" | "/index.html" | "/ui") || path.starts_with("/ui/")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets and hashes
+
+/// A new random secret: 32 bytes from the OS generator as 64 lowercase hex digits.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashing a secret failed (a bug: the parameters are fixed and valid).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the token secret: {0}")]
+pub struct HashError(String);
+
+/// The argon2id PHC string of `secret` with a fresh random salt (argon2's default parameters:
+/// m = 19 MiB, t = 2, p = 1). Slow on purpose; call from a blocking context.
+pub fn hash_secret(secret: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError(e.to_string()))
+}
+
+/// Whether `secret` matches the PHC string `hash` (constant-time comparison of the derived
+/// hash; `false` for an unreadable hash). Slow on purpose; call from a blocking context.
+pub fn verify_secret(secret: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn secret_key(id: &str, secret: &str) -> (String, [u8; 32]) {
+    (id.to_owned(), Sha256::digest(secret.as_bytes()).into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tokens document
+
+impl Document for TokensDoc {
+    const NAME: &'static str = doc_names::TOKENS;
+
+    fn empty() -> Self {
+        TokensDoc::default()
+    }
+
+    fn parse(text: &str) -> Result<Self, BoxError> {
+        Ok(TokensDoc::from_json(text)?)
+    }
+
+    fn render(&self) -> Result<String, serde_json::Error> {
+        Ok(self.to_json())
+    }
+}
+
+/// A token just created: its id and secret. Shown once; `Debug` hides the secret.
+#[derive(Clone)]
+pub struct NewToken {
+    /// The id.
+    pub id: TokenId,
+    /// The secret (64 hex digits).
+    pub secret: String,
+}
+
+impl NewToken {
+    /// `<id>:<secret>`: what `Authorization: Bearer` takes and what token files hold.
+    pub fn credential(&self) -> String {
+        format!("{}:{}", self.id, self.secret)
+    }
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("id", &self.id)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+async fn hash_blocking(secret: String) -> Result<String, EditError> {
+    tokio::task::spawn_blocking(move || hash_secret(&secret))
+        .await
+        .map_err(|e| EditError::BadRequest(format!("the hashing task failed: {e}")))?
+        .map_err(|e| EditError::BadRequest(e.to_string()))
+}
+
+/// Add token `id` with `privs` (at least one), an optional expiry (unix s) and comment, and
+/// return its secret. Refused (nothing written) if the id exists. Retries a lost
+/// compare-and-swap (another token changed meanwhile) up to three times.
+pub async fn add_token(
+    store: &dyn ClusterStore,
+    id: TokenId,
+    privs: BTreeSet<Privilege>,
+    expire: Option<i64>,
+    comment: Option<String>,
+) -> Result<NewToken, EditError> {
+    if privs.is_empty() {
+        return Err(EditError::BadRequest(
+            "a token needs at least one privilege".to_owned(),
+        ));
+    }
+    let secret = new_secret();
+    let entry = TokenEntry {
+        privs,
+        hash: hash_blocking(secret.clone()).await?,
+        created: unix_now(),
+        expire,
+        comment,
+    };
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let r = edit::<TokensDoc, (), _>(store, None, |doc| {
+            if doc.tokens.contains_key(&id) {
+                return Err(EditError::BadRequest(format!(
+                    "token '{id}' exists already (remove it first)"
+                )));
+            }
+            doc.tokens.insert(id.clone(), entry.clone());
+            Ok(())
+        })
+        .await;
+        match r {
+            Err(e) if e.is_conflict() && tries < 3 => continue,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(NewToken { id, secret }),
+        }
+    }
+}
+
+/// Remove token `id` (it stops working at once). [`EditError::NotFound`] if there is none.
+pub async fn remove_token(store: &dyn ClusterStore, id: &TokenId) -> Result<(), EditError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let r = edit::<TokensDoc, (), _>(store, None, |doc| {
+            doc.tokens
+                .remove(id)
+                .map(|_| ())
+                .ok_or_else(|| EditError::NotFound {
+                    what: format!("token '{id}'"),
+                })
+        })
+        .await;
+        match r {
+            Err(e) if e.is_conflict() && tries < 3 => continue,
+            r => return r.map(|_| ()),
+        }
+    }
+}
+
+/// The tokens document as stored (an absent one reads empty).
+pub async fn list_tokens(store: &dyn ClusterStore) -> Result<Loaded<TokensDoc>, EditError> {
+    load::<TokensDoc>(store).await
+}
+
+/// On a store without a tokens document, create it with one token, [`ADMIN_TOKEN_ID`]
+/// (`Sys.Audit`, `Sys.Modify`, no expiry), and return it. `Ok(None)` if the document exists
+/// (also when a concurrent `serve` created it first). An existing but empty document is left
+/// alone: removing every token is a choice, not an empty store.
+///
+/// [`ADMIN_TOKEN_ID`]: mpcluster_core::tokens::ADMIN_TOKEN_ID
+pub async fn bootstrap_admin(store: &dyn ClusterStore) -> Result<Option<NewToken>, EditError> {
+    let doc = doc_names::TOKENS;
+    let store_err = |source| EditError::Store { doc, source };
+    if store.read_doc(doc).await.map_err(store_err)?.is_some() {
+        return Ok(None);
+    }
+    let id = TokenId::new(mpcluster_core::tokens::ADMIN_TOKEN_ID)
+        .map_err(|e| EditError::BadRequest(e.to_string()))?;
+    let secret = new_secret();
+    let mut tokens = TokensDoc::default();
+    tokens.tokens.insert(
+        id.clone(),
+        TokenEntry {
+            privs: Privilege::ALL.into(),
+            hash: hash_blocking(secret.clone()).await?,
+            created: unix_now(),
+            expire: None,
+            comment: Some("created by the first 'mpcluster serve'".to_owned()),
+        },
+    );
+    match store
+        .write_doc(doc, &tokens.to_json(), Expect::Absent)
+        .await
+    {
+        Ok(_) => Ok(Some(NewToken { id, secret })),
+        Err(StoreError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking requests
+
+/// The authenticated token of a request (a request extension set by [`require_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated(pub TokenId);
+
+/// The tokens document as last read.
+struct Current {
+    digest: ConfigDigest,
+    /// The document, or why it cannot be read (then every token is refused).
+    doc: Result<TokensDoc, String>,
+}
+
+struct Inner {
+    store: Arc<dyn ClusterStore>,
+    last_good: Mutex<Option<Arc<Current>>>,
+    last_failure: Mutex<Option<Instant>>,
+    /// (id, SHA-256 of the secret) -> the stored hash the secret was verified against.
+    verified: Mutex<HashMap<(String, [u8; 32]), String>>,
+    hashing: Arc<Semaphore>,
+    dummy: OnceLock<String>,
+}
+
+/// The token checker [`require_token`] uses; cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("store", &self.inner.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug)]
+enum Denied {
+    /// 401 without credentials.
+    Missing,
+    /// 401 with credentials (message: [`INVALID_TOKEN`] or a header syntax error).
+    Invalid(String),
+    /// 403.
+    Forbidden(TokenId, Privilege),
+    /// 5xx: the tokens cannot be checked.
+    Error(ApiError),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Auth {
+    /// A checker over the tokens in `store`.
+    pub fn new(store: Arc<dyn ClusterStore>) -> Auth {
+        let auth = Auth {
+            inner: Arc::new(Inner {
+                store,
+                last_good: Mutex::new(None),
+                last_failure: Mutex::new(None),
+                verified: Mutex::new(HashMap::new()),
+                hashing: Arc::new(Semaphore::new(HASH_SLOTS)),
+                dummy: OnceLock::new(),
+            }),
+        };
+        // Compute the dummy hash ahead, so the first unknown id costs no more than a wrong
+        // secret.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let a = auth.clone();
+            drop(rt.spawn_blocking(move || a.dummy_hash()));
+        }
+        auth
+    }
+
+    /// The tokens document: read from the store now, or the last good copy if the store
+    /// cannot be read.
+    async fn current(&self) -> Result<Arc<Current>, ApiError> {
+        let inner = &self.inner;
+        let last_good = lock(&inner.last_good).clone();
+        let holding = lock(&inner.last_failure).is_some_and(|t| t.elapsed() < FAILURE_HOLD);
+        if holding && let Some(c) = &last_good {
+            return Ok(c.clone());
+        }
+        let read = tokio::time::timeout(READ_TIMEOUT, inner.store.read_doc(doc_names::TOKENS))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable {
+                    store: inner.store.describe(),
+                    reason: format!("no answer within {READ_TIMEOUT:?}"),
+                    source: None,
+                })
+            });
+        match read {
+            Ok(found) => {
+                *lock(&inner.last_failure) = None;
+                let digest = found.as_ref().map_or_else(absent_digest, |(_, d)| *d);
+                if let Some(c) = last_good.filter(|c| c.digest == digest) {
+                    return Ok(c);
+                }
+                let doc = match &found {
+                    None => Ok(TokensDoc::default()),
+                    Some((text, _)) => TokensDoc::from_json(text).map_err(|e| {
+                        tracing::error!(error = %e, "the stored tokens document cannot be read; every API token is refused until it is repaired");
+                        e.to_string()
+                    }),
+                };
+                let c = Arc::new(Current { digest, doc });
+                *lock(&inner.last_good) = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                let first = lock(&inner.last_failure).replace(Instant::now()).is_none();
+                if first {
+                    tracing::warn!(error = %crate::error::chain(&e), "cannot read the API tokens; using the last copy read");
+                }
+                match last_good {
+                    Some(c) => Ok(c),
+                    None => Err(ApiError::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot check the API token: {}", crate::error::chain(&e)),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn dummy_hash(&self) -> String {
+        self.inner
+            .dummy
+            .get_or_init(|| hash_secret(&new_secret()).unwrap_or_default())
+            .clone()
+    }
+
+    /// Verify `secret` against `hash` (or, for an unknown id, against a dummy hash: the same
+    /// work, always `false`), on the blocking pool, at most [`HASH_SLOTS`] at once.
+    async fn verify(&self, secret: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+        let permit = self
+            .inner
+            .hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::new(ErrorKind::Internal, "the token checker is closed"))?;
+        let this = self.clone();
+        let secret = secret.to_owned();
+        let hash = hash.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match hash {
+                Some(h) => verify_secret(&secret, &h),
+                None => {
+                    let _ = verify_secret(&secret, &this.dummy_hash());
+                    false
+                }
+            }
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!("token verification failed: {e}"),
+            )
+        })
+    }
+
+    async fn check(
+        &self,
+        header: Option<&HeaderValue>,
+        need: Privilege,
+        peer: Option<Peer>,
+    ) -> Result<TokenId, Denied> {
+        let Some(header) = header else {
+            return Err(Denied::Missing);
+        };
+        let parsed = header
+            .to_str()
+            .map_err(|_| mpcluster_core::tokens::AuthHeaderError::Malformed)
+            .and_then(parse_authorization);
+        let Presented { id, secret } = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(peer = %PeerOpt(peer), reason = %e, "API authentication failed");
+                return Err(Denied::Invalid(e.to_string()));
+            }
+        };
+        let current = self.current().await.map_err(Denied::Error)?;
+        let doc = match &current.doc {
+            Ok(doc) => doc,
+            Err(e) => {
+                return Err(Denied::Error(ApiError::new(
+                    ErrorKind::Internal,
+                    format!("the stored API tokens cannot be read: {e}"),
+                )));
+            }
+        };
+        let entry = doc.get(&id);
+        let key = secret_key(&id, &secret);
+        let cached = entry.is_some_and(|e| lock(&self.inner.verified).get(&key) == Some(&e.hash));
+        let ok = if cached {
+            true
+        } else {
+            let ok = self
+                .verify(&secret, entry.map(|e| e.hash.as_str()))
+                .await
+                .map_err(Denied::Error)?;
+            if ok && let Some(e) = entry {
+                let mut verified = lock(&self.inner.verified);
+                if verified.len() >= VERIFIED_MAX {
+                    verified.clear();
+                }
+                verified.insert(key, e.hash.clone());
+            }
+            ok
+        };
+        let fail = |reason: &str| {
+            tracing::warn!(token = %id, peer = %PeerOpt(peer), reason, "API authentication failed");
+            Err(Denied::Invalid(INVALID_TOKEN.to_owned()))
+        };
+        let Some(entry) = entry.filter(|_| ok) else {
+            return fail(if entry.is_some() {
+                "wrong secret"
+            } else {
+                "unknown token id"
+            });
+        };
+        if entry.is_expired(unix_now()) {
+            return fail("token expired");
+        }
+        // The id was found in the document, so it is valid.
+        let id = TokenId::new(id).map_err(|e| Denied::Invalid(e.to_string()))?;
+        if !entry.grants(need) {
+            tracing::warn!(token = %id, peer = %PeerOpt(peer), need = %need, "API request refused: missing privilege");
+            return Err(Denied::Forbidden(id, need));
+        }
+        Ok(id)
+    }
+}
+
+/// A peer address for logs.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+/// `unknown` when the server was not given the peer address (e.g. tests with `oneshot`).
+struct PeerOpt(Option<Peer>);
+
+impl std::fmt::Display for PeerOpt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(Peer(a)) => write!(f, "{a}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+fn unauthorized(message: String) -> Response {
+    let mut resp = ApiError::new(ErrorKind::Unauthorized, message).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"mpcluster\""),
+    );
+    resp
+}
+
+/// The middleware: let open paths through, else require a valid, unexpired token with the
+/// privilege the method needs (see the [module docs](self)).
+pub async fn require_token(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    if is_open_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let need = required_privilege(req.method().as_str());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| Peer(c.0));
+    match auth
+        .check(req.headers().get(header::AUTHORIZATION), need, peer)
+        .await
+    {
+        Ok(id) => {
+            req.extensions_mut().insert(Authenticated(id));
+            next.run(req).await
+        }
+        Err(Denied::Missing) => {
+            tracing::debug!(peer = %PeerOpt(peer), path = %req.uri().path(), "API request without a token");
+            unauthorized(TOKEN_REQUIRED.to_owned())
+        }
+        Err(Denied::Invalid(message)) => unauthorized(message),
+        Err(Denied::Forbidden(id, need)) => ApiError::new(
+            ErrorKind::Forbidden,
+            format!(
+                "token '{id}' lacks the privilege {need} needed for {} requests",
+                req.method()
+            ),
+        )
+        .into_response(),
+        Err(Denied::Error(e)) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn hashes_are_salted_and_never_the_secret() {
+        let secret = new_secret();
+        assert_eq!(secret.len(), 64);
+        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(new_secret(), secret);
+        let a = hash_secret(&secret).unwrap();
+        let b = hash_secret(&secret).unwrap();
+        assert!(a.starts_with("$argon2id$"), "{a}");
+        assert_ne!(a, b, "a fresh salt each time");
+        assert!(!a.contains(&secret) && a != secret);
+        assert!(verify_secret(&secret, &a));
+        assert!(verify_secret(&secret, &b));
+        assert!(!verify_secret("wrong", &a));
+        assert!(!verify_secret(&secret, "not a hash"));
+    }
+
+    #[test]
+    fn open_paths() {
+        for p in ["/health", "/", "/index.html", "/ui", "/ui/app.js"] {
+            assert!(is_open_path(p), "{p}");
+        }
+        for p in [
+            "/api2/openapi.json",
+            "/api2/json/cluster/multipath/status",
+            "/healthz",
+            "/uix",
+            "",
+        ] {
+            assert!(!is_open_path(p), "{p}");
+        }
+    }
+}
