@@ -245,6 +245,7 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         },
     );
     println!("mpcluster demo: {count} simulated nodes");
+    println!("  UI:     http://{local}/ (paste the token below)");
     println!("  API:    http://{local}/api2/json/cluster/multipath/status");
     println!(
         "  CLI:    mpcluster status --server http://{local} --token-file {}",
