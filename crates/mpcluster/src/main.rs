@@ -49,8 +49,27 @@ enum Commands {
     Token(cmd::token::TokenArgs),
 }
 
+/// Restore the default SIGPIPE disposition, so a short-lived command whose reader goes away
+/// (`mpcluster status | head -1`) ends quietly like other Unix tools instead of panicking in
+/// `println!`. Long-running commands (serve, agent, demo) keep Rust's default of ignoring it.
+/// Sockets are unaffected either way: std writes to them with `MSG_NOSIGNAL`.
+fn default_sigpipe() {
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid
+    // disposition and installs no handler code.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Commands::Serve(_) | Commands::Agent(_) | Commands::Demo(_)
+    ) {
+        default_sigpipe();
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

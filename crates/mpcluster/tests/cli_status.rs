@@ -158,3 +158,29 @@ fn bad_snapshot_names_the_json_path() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read snapshot /nonexistent/snap.json"));
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // Far more output than a pipe buffers, so the writer meets the closed pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    let snap = mpcluster_core::synthetic::synthetic_snapshot(
+        mpcluster_core::synthetic::SyntheticSpec::new(16, 256),
+    );
+    std::fs::write(&big, serde_json::to_string(&snap).unwrap()).unwrap();
+    let cmd = format!(
+        "{} status --snapshot {} --format json | head -c 10 > /dev/null",
+        env!("CARGO_BIN_EXE_mpcluster"),
+        big.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &cmd])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+}
