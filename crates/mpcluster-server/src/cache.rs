@@ -56,6 +56,9 @@ pub struct StatusView {
     pub computed_at: i64,
     /// `{"data": {"luns", "nodes"}}`.
     pub status_body: Bytes,
+    /// `status_body` gzip-compressed (computed once per recomputation, not per request; the
+    /// matrix JSON compresses about tenfold, and its size is what bounds the request rate).
+    pub status_body_gzip: Bytes,
     /// `{"data": [node overview...]}`.
     pub nodes_body: Bytes,
     /// Set when the latest refresh failed: the store's error. The rest is the last good state.
@@ -126,6 +129,18 @@ fn encode<T: Serialize>(data: T) -> Bytes {
     Bytes::from(serde_json::to_vec(&Data { data }).unwrap_or_default())
 }
 
+/// gzip at the fastest level (the body is recompressed on every recomputation).
+fn gzip(body: &[u8]) -> Bytes {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(body);
+    Bytes::from(enc.finish().unwrap_or_default())
+}
+
 async fn refresh_loop(
     store: Arc<dyn ClusterStore>,
     config: CacheConfig,
@@ -166,8 +181,10 @@ async fn refresh_loop(
                 for note in &read.notes {
                     tracing::warn!("{note}");
                 }
+                let status_body = encode(&assembly.status);
                 let view = StatusView {
-                    status_body: encode(&assembly.status),
+                    status_body_gzip: gzip(&status_body),
+                    status_body,
                     nodes_body: encode(&assembly.node_overview),
                     snapshot: Arc::new(read.snapshot),
                     assembly: Arc::new(assembly),
@@ -195,6 +212,7 @@ async fn refresh_loop(
                         doc_notes: prev.doc_notes.clone(),
                         computed_at: prev.computed_at,
                         status_body: prev.status_body.clone(),
+                        status_body_gzip: prev.status_body_gzip.clone(),
                         nodes_body: prev.nodes_body.clone(),
                         store_error: Some(message),
                     };

@@ -17,6 +17,22 @@ fn json_body(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// Whether the client accepts a gzip body (`Accept-Encoding: gzip`, not refused with `q=0`).
+fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused =
+                parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
 fn view(state: &AppState) -> Result<std::sync::Arc<crate::cache::StatusView>, ApiError> {
     match state.cache.latest() {
         Some(v) => Ok(v),
@@ -36,10 +52,29 @@ fn view(state: &AppState) -> Result<std::sync::Arc<crate::cache::StatusView>, Ap
         (status = 200, description = "`{data: {luns, nodes}}`: per-WWID rows (wwid, alias?, used-by?, size?, cluster-state, nodes{node: {state, paths-active?, paths-total?, transport?}}) and per-node apply/collect errors"),
         (status = 503, description = "The cluster store is unavailable; `data` holds the last good status marked `stale: true`, if any"),
     ))]
-pub async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn status(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let v = view(&state)?;
     match &v.store_error {
-        None => Ok(json_body(v.status_body.clone())),
+        None if accepts_gzip(&headers) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            v.status_body_gzip.clone(),
+        )
+            .into_response()),
+        None => Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::VARY, "accept-encoding"),
+            ],
+            v.status_body.clone(),
+        )
+            .into_response()),
         Some(e) => Err(ApiError::new(
             ErrorKind::Unavailable,
             format!("cluster store unavailable: {e}; showing the last good status"),
@@ -132,4 +167,26 @@ pub async fn health(State(state): State<AppState>) -> Response {
         None => ("unavailable", state.cache.startup_error()),
     };
     axum::Json(json!({ "status": "ok", "store": store, "error": error })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn h(v: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        m
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(&h("gzip")));
+        assert!(accepts_gzip(&h("br, gzip;q=0.8, deflate")));
+        assert!(accepts_gzip(&h("*")));
+        assert!(!accepts_gzip(&h("gzip;q=0")));
+        assert!(!accepts_gzip(&h("identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 }

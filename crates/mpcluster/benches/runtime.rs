@@ -4,7 +4,8 @@
 //! - `latency`: 3 agents on a 3-member etcd (loopback), 1 s agent interval; a simulated
 //!   multipathd flips a path; time until the status API shows it; p50/p95 over 50 flips.
 //! - `load`: `mpcluster serve` on an embedded store filled by 64 simulated nodes x 1024 LUNs;
-//!   64 concurrent clients for 10 s against the status endpoint: requests/s, p50, p99.
+//!   64 concurrent clients for 10 s against the status endpoint (gzip accepted and
+//!   decompressed by the client): requests/s, p50, p99.
 //! - `agent`: one agent at a 1 s interval over 256 maps x 4 paths for 30 s: peak RSS and CPU
 //!   per tick.
 #![allow(clippy::unwrap_used)]
@@ -183,10 +184,21 @@ async fn load() {
                     let resp = agent
                         .get(&status_url)
                         .set("Authorization", &auth)
+                        .set("Accept-Encoding", "gzip")
                         .call()
                         .unwrap();
+                    // Decompress as a browser would: the client's work is part of the time.
+                    let gzip = resp.header("content-encoding") == Some("gzip");
                     let mut sink = Vec::new();
-                    std::io::copy(&mut resp.into_reader(), &mut sink).unwrap();
+                    if gzip {
+                        std::io::copy(
+                            &mut flate2::read::GzDecoder::new(resp.into_reader()),
+                            &mut sink,
+                        )
+                        .unwrap();
+                    } else {
+                        std::io::copy(&mut resp.into_reader(), &mut sink).unwrap();
+                    }
                     mine.push(t0.elapsed());
                 }
                 all.lock().unwrap().extend(mine);

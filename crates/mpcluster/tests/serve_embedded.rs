@@ -64,6 +64,27 @@ async fn serve_embedded_follows_the_fake_multipathd() {
         .unwrap();
     assert_eq!(lun["size"], 2u64 << 30, "size from the simulated sysfs");
 
+    // The same status gzip-compressed for clients that accept it.
+    let plain = tokio::task::block_in_place(|| {
+        get_json(&format!("{url}/api2/json/cluster/multipath/status")).1
+    });
+    let gz = tokio::task::block_in_place(|| {
+        let resp = ureq::get(&format!("{url}/api2/json/cluster/multipath/status"))
+            .set("Accept-Encoding", "gzip")
+            .set("Authorization", &common::auth_header(&url).unwrap())
+            .call()
+            .unwrap();
+        assert_eq!(resp.header("content-encoding"), Some("gzip"));
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(resp.into_reader()),
+            &mut text,
+        )
+        .unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()
+    });
+    assert_eq!(gz["data"]["luns"], plain["data"]["luns"]);
+
     // A path fails: degraded with 1/2, the other LUN untouched.
     sim.update(|st| st.maps[1].paths[0].up = false);
     let s = wait("W2 degraded", &|s| {
