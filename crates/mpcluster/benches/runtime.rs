@@ -176,6 +176,7 @@ async fn load() {
             let all = all.clone();
             let status_url = status_url.clone();
             let auth = common::auth_header(&status_url).unwrap();
+            let raw = std::env::var_os("MPCLUSTER_BENCH_RAW").is_some();
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new().build();
                 let mut mine = Vec::new();
@@ -188,7 +189,8 @@ async fn load() {
                         .call()
                         .unwrap();
                     // Decompress as a browser would: the client's work is part of the time.
-                    let gzip = resp.header("content-encoding") == Some("gzip");
+                    // MPCLUSTER_BENCH_RAW=1 skips it, to see the server's side alone.
+                    let gzip = resp.header("content-encoding") == Some("gzip") && !raw;
                     let mut sink = Vec::new();
                     if gzip {
                         std::io::copy(
