@@ -12,7 +12,7 @@ use std::time::Duration;
 use mpcluster_core::broadcast::MapSummary;
 use mpcluster_core::payload::{BroadcastPolicy, Decision, DetailPolicy};
 use mpcluster_core::snapshot::{doc_names, kv_keys};
-use mpcluster_core::{MapState, NodeName, Wwid};
+use mpcluster_core::{MapState, NodeName, Wwid, error_chain as chain};
 use mpcluster_store::{ClusterStore, MembershipHandle, StoreError, StoreEvent};
 use serde_json::json;
 
@@ -59,18 +59,6 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// The full error chain in one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
 }
 
 /// The per-node state of the loop (what was last published), kept apart from the I/O so a

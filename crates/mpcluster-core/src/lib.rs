@@ -34,3 +34,16 @@ pub mod tokens;
 
 pub use ids::{Alias, IdError, NodeName, StorageId, Wwid};
 pub use state::MapState;
+
+/// An error and all its sources in one line (`a: b: c`). Our errors never repeat their source
+/// in `Display`, so this is how they are logged and published.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}

@@ -91,18 +91,8 @@ impl ApiError {
     }
 }
 
-/// The full error chain in one line (`a: b: c`), since `Display` of our errors never repeats
-/// their source.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+/// The full error chain in one line (`a: b: c`).
+pub use mpcluster_core::error_chain as chain;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
