@@ -24,9 +24,34 @@ pub struct Status {
     pub nodes: BTreeMap<NodeName, NodeIssues>,
 }
 
+/// What is known about a node's agent when that is itself the problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentIssue {
+    /// A storage expects the node, but no agent there ever joined the cluster or broadcast:
+    /// its cells read `unknown` (nothing is known), and this says why.
+    NeverSeen,
+}
+
+impl AgentIssue {
+    /// One sentence for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AgentIssue::NeverSeen => {
+                "agent never seen: a storage expects this node, but no mpcluster agent there has \
+                 ever joined the cluster or broadcast (install and start it, or fix the storage's \
+                 node list)"
+            }
+        }
+    }
+}
+
 /// A node's reported problems.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct NodeIssues {
+    /// The node's agent itself is the problem (e.g. never seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentIssue>,
     /// The node could not apply the cluster configuration.
     #[serde(
         rename = "apply-error",
@@ -215,20 +240,13 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
     let standalone = snap.members.is_empty();
     let member_online = |node: &NodeName| snap.members.get(node).is_some_and(|m| m.online);
 
-    // A node a storage expects that never joined the cluster and never broadcast: nothing runs
-    // there although a storage says it should carry LUNs. It reads `missing` (the node is
-    // "there" as far as the configuration goes, and silent), unlike a member that went away,
-    // which reads `unknown`. (The seed treats every non-member as offline; the issue asks for
-    // `missing` here, and the issue wins.)
-    let never_started = |node: &NodeName| {
-        !standalone && !snap.members.contains_key(node) && !snap.kv.multipath.contains_key(node)
-    };
-
-    // Liveness for every node that may appear: reporters and nodes a storage expects.
+    // Liveness exactly as the seed: a node is online if the membership is empty (standalone)
+    // or lists it as online, and its broadcast (if any) is fresh. A node absent from a
+    // non-empty membership is offline, so its expected cells read `unknown`.
     let online: BTreeSet<NodeName> = node_maps
         .keys()
         .chain(snap.expectations.nodes.iter())
-        .filter(|n| (standalone || member_online(n) || never_started(n)) && !stale.contains(n))
+        .filter(|n| (standalone || member_online(n)) && !stale.contains(n))
         .cloned()
         .collect();
 
@@ -257,6 +275,15 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
 
     // An offline node cannot clear its own KV: skip its errors (standalone: always keep).
     let mut nodes: BTreeMap<NodeName, NodeIssues> = BTreeMap::new();
+    // Expected nodes nobody has heard from: say why their cells read `unknown`.
+    for node in &snap.expectations.nodes {
+        if !standalone
+            && !snap.members.contains_key(node)
+            && !snap.kv.multipath.contains_key(node)
+        {
+            nodes.entry(node.clone()).or_default().agent = Some(AgentIssue::NeverSeen);
+        }
+    }
     for (node, raw) in &snap.kv.multipath_apply {
         if !standalone && !member_online(node) {
             continue;

@@ -181,6 +181,9 @@ pub fn render(status: &Status, opts: TableOptions) -> String {
                 Some(Some(t)) => format!(" (since {})", format_unix_utc(*t)),
                 _ => String::new(),
             };
+            if let Some(a) = issues.agent {
+                let _ = writeln!(out, "  {node}: {}", a.describe());
+            }
             if let Some(e) = &issues.apply_error {
                 let _ = writeln!(
                     out,

@@ -4,7 +4,7 @@
 
 use mpcluster_core::MapState;
 use mpcluster_core::snapshot::Snapshot;
-use mpcluster_core::status::{CheckLevel, Status, assemble};
+use mpcluster_core::status::{AgentIssue, CheckLevel, Status, assemble};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_000_000;
@@ -175,14 +175,15 @@ fn membership_decides_liveness_of_reporters_and_expected_nodes() {
     );
     assert_eq!(
         cell(&st, "w1", "d"),
-        Some(MapState::Missing),
-        "expected by a storage but never started (not a member, no broadcast): missing"
+        Some(MapState::Unknown),
+        "expected by a storage but never seen (not a member, no broadcast): offline, as in the seed"
     );
+    assert_eq!(st.nodes["d"].agent, Some(AgentIssue::NeverSeen));
     assert_eq!(row_state(&st, "w1"), MapState::Missing);
 }
 
 #[test]
-fn departed_member_is_unknown_but_never_started_node_is_missing() {
+fn departed_member_and_never_seen_node_are_unknown() {
     let (st, _) = status(json!({
         "version": 1, "now": NOW, "config": {"wwids": ["w1"]},
         "members": {"a": {"online": true}, "gone": {"online": false}},
@@ -197,15 +198,22 @@ fn departed_member_is_unknown_but_never_started_node_is_missing() {
     );
     assert_eq!(
         cell(&st, "w1", "never"),
-        Some(MapState::Missing),
-        "never started"
+        Some(MapState::Unknown),
+        "never seen: nothing is known, so not missing"
     );
+    assert_eq!(st.nodes["never"].agent, Some(AgentIssue::NeverSeen));
     assert_eq!(
         cell(&st, "w1", "ghost"),
         Some(MapState::Unknown),
         "broadcasts but is no member: not live"
     );
-    assert_eq!(row_state(&st, "w1"), MapState::Missing);
+    assert!(
+        !st.nodes.contains_key("ghost") && !st.nodes.contains_key("gone"),
+        "only a node nobody heard from is never-seen: {:?}",
+        st.nodes
+    );
+    assert_eq!(row_state(&st, "w1"), MapState::Optimal);
+    assert_eq!(st.check_level(), CheckLevel::Warning, "a never-seen node is a warning");
 }
 
 #[test]

@@ -138,6 +138,7 @@ function ingest(status, overview, stale) {
       if (typeof o['last-broadcast'] === 'number') lines.push(`last broadcast: ${fmtTime(o['last-broadcast'])}`);
       else lines.push('no broadcast received');
     }
+    if (i.agent === 'never-seen') lines.push('agent never seen: no mpcluster agent on this node has ever joined the cluster');
     if (i['apply-error']) lines.push(`apply error${i['apply-time'] ? ` (${fmtTime(i['apply-time'])})` : ''}: ${str(i['apply-error'])}`);
     if (i['collect-error']) lines.push(`collect error${i['collect-time'] ? ` (${fmtTime(i['collect-time'])})` : ''}: ${str(i['collect-error'])}`);
     info.set(name, { offline, lines, sig: `${offline}\u0001${lines.join('\u0001')}` });
@@ -574,7 +575,9 @@ function syncBanners() {
         h('a', { href: `#/node/${encodeURIComponent(o.node)}`, text: o.node }),
         typeof o['last-broadcast'] === 'number'
           ? ` — last broadcast ${fmtTime(o['last-broadcast'])}`
-          : ' — never reported')))));
+          : o.agent === 'never-seen'
+            ? ' — agent never seen (install and start mpcluster there, or fix the storage\'s node list)'
+            : ' — never reported')))));
   }
   const errs = [];
   for (const [node, i] of issues) {

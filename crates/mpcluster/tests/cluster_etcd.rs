@@ -1,7 +1,7 @@
 //! End to end on a real 3-member etcd cluster (loopback, ephemeral ports): three `mpcluster
 //! agent` processes with simulated multipathds, one `mpcluster serve`, asserted through HTTP.
-//! Health, failures, membership (SIGKILL / SIGTERM), a node that never started, config apply on
-//! every node, and etcd member / whole-cluster outages.
+//! Health, failures, membership (SIGKILL / SIGTERM), a node that never started (unknown, agent
+//! never seen), config apply on every node, and etcd member / whole-cluster outages.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -144,17 +144,20 @@ async fn three_agents_on_etcd() {
         tokio::task::block_in_place(|| wait_status(&url, what, WAIT, pred))
     };
 
-    // All healthy: W1 optimal on its three nodes; W2 missing on n4, which never started.
+    // All healthy: W1 optimal on its three nodes; W2 unknown on n4, which never started (as
+    // the seed: a node absent from the membership is offline), and the status says why.
     let s = wait("all healthy", &|s| {
-        row_state(s, W1) == "optimal" && NODES.iter().all(|n| cell(s, W1, n)["state"] == "optimal")
+        row_state(s, W1) == "optimal"
+            && NODES.iter().all(|n| cell(s, W1, n)["state"] == "optimal")
+            && row_state(s, W2) == "optimal"
     });
     assert_eq!(cell(&s, W1, "n4"), &Value::Null, "n4 does not carry W1");
     assert_eq!(
         cell(&s, W2, "n4")["state"],
-        "missing",
+        "unknown",
         "expected by a storage, never started"
     );
-    assert_eq!(row_state(&s, W2), "missing");
+    assert_eq!(s["nodes"]["n4"]["agent"], "never-seen", "{s}");
 
     // A path down on n2: W1 degraded on n2 only; back to optimal when restored.
     nodes[1].sim.update(|st| st.maps[0].paths[1].up = false);

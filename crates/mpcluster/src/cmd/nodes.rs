@@ -44,6 +44,9 @@ pub async fn run(args: &NodesArgs) -> Result<ExitCode, Failure> {
         if n.stale {
             problems.push("stale broadcast".to_owned());
         }
+        if let Some(a) = n.issues.agent {
+            problems.push(a.describe().to_owned());
+        }
         if let Some(e) = &n.issues.apply_error {
             problems.push(format!("apply: {}", terminal_safe(e)));
         }
