@@ -10,6 +10,8 @@
 //!   Size limits per key: [`names::value_limit`].
 //! - **Membership** ([`ClusterStore::members`], [`ClusterStore::join`]): which nodes are
 //!   online. A standalone store (embedded) has none: `members()` is empty.
+//!   [`ClusterStore::forget_node`] removes a departed node: its membership record and all
+//!   its node KV values.
 //! - **Documents** ([`ClusterStore::read_doc`], [`ClusterStore::write_doc`],
 //!   [`ClusterStore::delete_doc`]): cluster-wide configuration (multipath config, storage
 //!   definitions, overrides) with a content [`ConfigDigest`] and compare-and-swap writes
@@ -128,6 +130,31 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// [`MembershipHandle::leave`] is called (then at once). The handle keeps itself alive in
     /// a background task, re-joining if the store was unreachable for longer than `ttl`.
     async fn join(&self, node: &NodeName, ttl: Duration) -> Result<MembershipHandle, StoreError>;
+
+    /// Forget a departed node: remove its membership record (known-node entry and online
+    /// marker) and every node KV value it put, under every key (not a fixed list). `Ok(true)`
+    /// if anything of the node existed, `Ok(false)` for an unknown node. Other nodes are
+    /// untouched. Subscribers get the usual events ([`StoreEvent::NodeKv`] per removed value,
+    /// [`StoreEvent::Members`] for the membership record).
+    ///
+    /// Whether the node is still online is not checked here (callers refuse that unless
+    /// forced); no lease is revoked, so a node that is in fact still running keeps its lease
+    /// and writes its values again on its next put and its record on its next join.
+    ///
+    /// Atomicity: etcd removes everything in one transaction, guarded so that it only
+    /// applies if no node KV value changed since the node's keys were listed (retried a few
+    /// times otherwise); a node with more values than fit into one etcd transaction (etcd's
+    /// `--max-txn-ops`, 128 by default) is refused. The embedded store (no membership)
+    /// removes the node's files one by one, each removal durable; a crash in between leaves
+    /// some values, which forgetting again removes.
+    async fn forget_node(&self, node: &NodeName) -> Result<bool, StoreError> {
+        // For wrappers that do not forward it; both backends implement it.
+        let _ = node;
+        Err(StoreError::Config {
+            store: self.describe(),
+            problem: "this store implementation cannot forget nodes".to_owned(),
+        })
+    }
 
     /// A document's content and digest, or `None` if it does not exist.
     async fn read_doc(&self, name: &str) -> Result<Option<(String, ConfigDigest)>, StoreError>;

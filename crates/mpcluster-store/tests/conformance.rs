@@ -654,15 +654,8 @@ mod etcd {
         if require_etcd("etcd_auth_wrong_password_is_auth_error_with_backoff").is_none() {
             return;
         }
-        let server = EtcdServer::start().await.unwrap();
-        {
-            let mut admin = etcd_client::Client::connect([server.client_url(0)], None)
-                .await
-                .unwrap();
-            admin.user_add("root", "rootpw", None).await.unwrap();
-            admin.user_grant_role("root", "root").await.unwrap();
-            admin.auth_enable().await.unwrap();
-        }
+        let mut server = EtcdServer::start().await.unwrap();
+        server.enable_auth("root", "rootpw").await.unwrap();
         let spec = etcd_spec(&server, "auth");
         let with_password = |pw: &str| EtcdOptions {
             auth: Some(EtcdAuth {

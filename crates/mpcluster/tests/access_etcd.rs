@@ -17,26 +17,6 @@ use mpcluster_store::testing::{EtcdServer, EtcdServerConfig, TestCerts, require_
 const W1: &str = "3600a098038303053453f463045727a01";
 const PASSWORD: &str = "r00t-pw for etcd";
 
-async fn enable_auth(etcd: &EtcdServer, certs: &TestCerts) {
-    let tls = etcd_client::TlsOptions::new()
-        .ca_certificate(etcd_client::Certificate::from_pem(
-            std::fs::read(&certs.ca).unwrap(),
-        ))
-        .identity(etcd_client::Identity::from_pem(
-            std::fs::read(&certs.client_cert).unwrap(),
-            std::fs::read(&certs.client_key).unwrap(),
-        ));
-    let mut admin = etcd_client::Client::connect(
-        [etcd.client_url(0)],
-        Some(etcd_client::ConnectOptions::new().with_tls(tls)),
-    )
-    .await
-    .unwrap();
-    admin.user_add("root", PASSWORD, None).await.unwrap();
-    admin.user_grant_role("root", "root").await.unwrap();
-    admin.auth_enable().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_with_tls_and_auth_agent_and_server_work_wrong_password_is_clear() {
     if require_etcd("etcd_with_tls_and_auth").is_none() {
@@ -44,13 +24,14 @@ async fn etcd_with_tls_and_auth_agent_and_server_work_wrong_password_is_clear() 
     }
     let dir = tempfile::tempdir().unwrap();
     let certs = TestCerts::generate(&dir.path().join("certs")).unwrap();
-    let etcd = EtcdServer::start_with(EtcdServerConfig {
+    let mut etcd = EtcdServer::start_with(EtcdServerConfig {
         members: 1,
         tls: Some(certs.clone()),
     })
     .await
     .unwrap();
-    enable_auth(&etcd, &certs).await;
+    // Over TLS with the client certificate, through mpcluster-store's own etcd client.
+    etcd.enable_auth("root", PASSWORD).await.unwrap();
 
     let good_pw = dir.path().join("pw");
     std::fs::write(&good_pw, format!("{PASSWORD}\n")).unwrap();

@@ -345,6 +345,37 @@ impl ClusterStore for EmbeddedStore {
         ))
     }
 
+    async fn forget_node(&self, node: &NodeName) -> Result<bool, StoreError> {
+        // No membership here: forgetting removes `kv/<key>/<node>` under every key, one
+        // durable removal at a time (not atomic as a whole; forgetting again finishes).
+        let inner = self.inner.clone();
+        let node = node.clone();
+        blocking(&self.inner.describe, move || {
+            let kv = inner.dir.join(KV_DIR);
+            let keys = match std::fs::read_dir(&kv) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(StoreError::io(&kv, e)),
+            };
+            let mut removed_any = false;
+            for key in keys {
+                let key = key.map_err(|e| StoreError::io(&kv, e))?;
+                let Ok(name) = key.file_name().into_string() else {
+                    continue;
+                };
+                if check_kv_key(&name).is_err() || !key.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                if fsutil::remove_durable(&inner.kv_path(&name, &node))? {
+                    inner.changed(Entry::Kv(name, node.clone()), None);
+                    removed_any = true;
+                }
+            }
+            Ok(removed_any)
+        })
+        .await
+    }
+
     async fn read_doc(&self, name: &str) -> Result<Option<(String, ConfigDigest)>, StoreError> {
         check_doc_name(name)?;
         let path = self.inner.doc_path(name);

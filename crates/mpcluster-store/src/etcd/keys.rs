@@ -33,6 +33,11 @@ impl Keys {
         &self.root
     }
 
+    /// Every node KV value of every key (a prefix).
+    pub(crate) fn kv_root(&self) -> String {
+        format!("{}kv/", self.root)
+    }
+
     pub(crate) fn kv_prefix(&self, key: &str) -> String {
         format!("{}kv/{key}/", self.root)
     }
@@ -114,6 +119,8 @@ mod tests {
             k.kv("multipath", &n),
             "/mpcluster/prod/kv/multipath/pve1.example.com"
         );
+        assert_eq!(k.kv_root(), "/mpcluster/prod/kv/");
+        assert!(k.kv("multipath", &n).starts_with(&k.kv_root()));
         assert_eq!(k.member(&n), "/mpcluster/prod/members/pve1.example.com");
         assert_eq!(k.node(&n), "/mpcluster/prod/nodes/pve1.example.com");
         assert_eq!(

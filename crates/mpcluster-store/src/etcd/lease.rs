@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{PutOptions, Txn, TxnOp};
 use mpcluster_core::NodeName;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -18,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::keys::Keys;
 use super::pool::Pool;
+use super::rpc::{RpcError, op_put, pb::etcdserverpb::TxnRequest};
 use crate::membership::LeaveRequest;
 use crate::{MembershipHandle, StoreError};
 
@@ -34,21 +34,23 @@ fn ttl_seconds(ttl: Duration) -> i64 {
 /// Grant a lease and write the membership keys; returns the lease id.
 async fn register(pool: &Pool, keys: &Keys, node: &NodeName, ttl: i64) -> Result<i64, StoreError> {
     let lease = pool
-        .call("grant membership lease", |mut c| async move {
-            c.lease_grant(ttl, None).await
+        .call("grant membership lease", |c| async move {
+            c.lease_grant(ttl).await
         })
         .await?
-        .value
-        .id();
-    let txn = Txn::new().and_then([
-        TxnOp::put(keys.node(node), "{}", None),
-        TxnOp::put(
-            keys.member(node),
-            format!("{{\"lease\":\"{lease:x}\"}}"),
-            Some(PutOptions::new().with_lease(lease)),
-        ),
-    ]);
-    pool.call("join", |mut c| {
+        .value;
+    let txn = TxnRequest {
+        success: vec![
+            op_put(&keys.node(node), b"{}", 0),
+            op_put(
+                &keys.member(node),
+                format!("{{\"lease\":\"{lease:x}\"}}").as_bytes(),
+                lease,
+            ),
+        ],
+        ..TxnRequest::default()
+    };
+    pool.call("join", |c| {
         let txn = txn.clone();
         async move { c.txn(txn).await }
     })
@@ -58,10 +60,10 @@ async fn register(pool: &Pool, keys: &Keys, node: &NodeName, ttl: i64) -> Result
 
 /// Revoke the lease; an already expired lease is fine.
 async fn revoke(pool: &Pool, lease: i64) -> Result<(), StoreError> {
-    pool.call("leave (revoke membership lease)", |mut c| async move {
+    pool.call("leave (revoke membership lease)", |c| async move {
         match c.lease_revoke(lease).await {
-            Ok(_) => Ok(()),
-            Err(etcd_client::Error::GRpcStatus(s)) if s.code() == Code::NotFound => Ok(()),
+            Ok(()) => Ok(()),
+            Err(RpcError::Status(s)) if s.code() == Code::NotFound => Ok(()),
             Err(e) => Err(e),
         }
     })
@@ -121,11 +123,11 @@ async fn keep_alive(
         // Opening a keep-alive stream sends one keep-alive and reads its answer; that is all
         // we need per period (and a fresh stream follows endpoint failover).
         let renewed = pool
-            .call("membership keep-alive", |mut c| async move {
-                match c.lease_keep_alive(lease).await {
+            .call("membership keep-alive", |c| async move {
+                match c.lease_keep_alive_once(lease).await {
                     Ok(_) => Ok(true),
                     // etcd answered TTL 0: the lease is gone.
-                    Err(etcd_client::Error::LeaseKeepAliveError(_)) => Ok(false),
+                    Err(RpcError::LeaseExpired { .. }) => Ok(false),
                     Err(e) => Err(e),
                 }
             })

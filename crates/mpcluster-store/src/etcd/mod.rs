@@ -18,6 +18,9 @@
 //!   `members/<node>` (lease-bound) in one transaction; a task keeps the lease alive every
 //!   TTL/3 and re-joins with a new lease if the old one expired meanwhile. `leave` revokes the
 //!   lease, deleting `members/<node>` at once.
+//! - Forgetting a node: one transaction deletes `nodes/<node>`, `members/<node>` and every
+//!   `kv/<key>/<node>` found by listing the node KV keys, guarded by "no node KV key modified
+//!   since the listing's revision" (listed again if that fails). No lease is revoked.
 //! - Documents: compare-and-swap on `mod_revision` in a transaction (absent = `create_revision
 //!   == 0`) after checking the caller's [`Expect`] against the digest of the value read.
 //! - Events: one watch on the cluster prefix, resumed after reconnects, which are announced as
@@ -28,12 +31,16 @@
 //!   credentials fail with [`StoreError::Auth`] and are not retried for a back-off period
 //!   (1 s doubling to 60 s).
 //!
-//! Range reads are paginated (never `get_stream`, which etcd 3.4 lacks) and pinned to one
+//! Range reads are paginated (never range streaming, which etcd 3.4 lacks) and pinned to one
 //! revision, so large `multipath-detail` sets do not hit gRPC message limits.
+//!
+//! The gRPC client is our own (`rpc.rs`): stubs generated at build time from trimmed etcd
+//! protos, without `protoc`.
 
 mod keys;
 mod lease;
 mod pool;
+pub(crate) mod rpc;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,14 +48,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use etcd_client::{
-    Certificate, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn, TxnOp,
-    TxnOpResponse,
-};
 use mpcluster_core::NodeName;
 use mpcluster_core::digest::ConfigDigest;
 use mpcluster_core::snapshot::Member;
 use tokio::sync::broadcast;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tracing::warn;
 
 use crate::names::{check_doc_content, check_doc_name, check_kv_key, check_kv_value};
@@ -56,14 +60,16 @@ use crate::{
     ClusterStore, EVENT_CHANNEL_CAPACITY, EtcdOptions, EtcdSpec, Expect, MembershipHandle,
     StoreError, StoreEvent, StoreSubscription,
 };
-use keys::{Keys, prefix_end};
+use keys::Keys;
 use pool::Pool;
+use rpc::pb::etcdserverpb::{
+    DeleteRangeRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse, response_op,
+};
+use rpc::{ClientOptions, prefix_range};
 
 /// Keys per page of a range read. With `multipath-detail` values up to 1 MiB a page stays
-/// within [`MAX_MESSAGE`].
+/// within [`rpc::MAX_MESSAGE`].
 const PAGE: i64 = 16;
-/// Largest gRPC message accepted from etcd.
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// Largest node KV value whose no-op check is done inside the put transaction (the value is
 /// then sent twice; etcd's default request limit is 1.5 MiB).
 const INLINE_COMPARE_MAX: usize = 64 * 1024;
@@ -98,8 +104,9 @@ fn read_file(path: &std::path::Path) -> Result<Vec<u8>, StoreError> {
     std::fs::read(path).map_err(|e| StoreError::io(path, e))
 }
 
-fn tls_options(store: &str, tls: &crate::EtcdTls) -> Result<TlsOptions, StoreError> {
-    let mut out = TlsOptions::new();
+/// The client TLS settings for `tls` (reads the PEM files).
+pub(crate) fn tls_config(store: &str, tls: &crate::EtcdTls) -> Result<ClientTlsConfig, StoreError> {
+    let mut out = ClientTlsConfig::new();
     if let Some(ca) = &tls.ca_file {
         out = out.ca_certificate(Certificate::from_pem(read_file(ca)?));
     }
@@ -145,22 +152,18 @@ impl EtcdStore {
                 problem: "no endpoints".to_owned(),
             });
         }
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(options.connect_timeout)
-            // HTTP/2 pings find dead connections under a long-lived watch; etcd refuses
-            // pings more often than every 5 s.
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            .with_require_leader(true);
+        let mut client = ClientOptions {
+            connect_timeout: options.connect_timeout,
+            tls: None,
+            credentials: None,
+        };
         if let Some(tls) = &options.tls {
-            connect = connect.with_tls(tls_options(&describe, tls)?);
+            client.tls = Some(tls_config(&describe, tls)?);
         }
         if let Some(auth) = &options.auth {
-            let password = auth.password.resolve(&describe)?;
-            connect = connect
-                .with_user(auth.user.clone(), password.expose().to_owned())
-                .with_auto_token_refresh(true);
+            client.credentials = Some((auth.user.clone(), auth.password.resolve(&describe)?));
         }
-        let pool = Arc::new(Pool::new(describe.clone(), urls, connect, &options));
+        let pool = Arc::new(Pool::new(describe.clone(), urls, &client, &options)?);
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         Ok(EtcdStore {
             inner: Arc::new(Inner {
@@ -177,60 +180,90 @@ impl EtcdStore {
 
     /// Every key/value under `prefix` at one revision, page by page.
     async fn range(&self, what: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let end = prefix_end(prefix);
-        let mut start = prefix.as_bytes().to_vec();
+        let (mut start, end) = prefix_range(prefix);
         let mut revision = 0i64;
         let mut out = Vec::new();
         loop {
-            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
-            if revision > 0 {
-                opts = opts.with_revision(revision);
-            }
-            let key = start.clone();
+            let req = RangeRequest {
+                key: start.clone(),
+                range_end: end.clone(),
+                limit: PAGE,
+                revision,
+                ..RangeRequest::default()
+            };
             let resp = self
                 .inner
                 .pool
                 .call(what, |c| {
-                    let (key, opts) = (key.clone(), opts.clone());
-                    async move {
-                        c.kv_client()
-                            .max_decoding_message_size(MAX_MESSAGE)
-                            .get(key, Some(opts))
-                            .await
-                    }
+                    let req = req.clone();
+                    async move { c.range(req).await }
                 })
                 .await?
                 .value;
             if revision == 0 {
-                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+                revision = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
             }
-            for kv in resp.kvs() {
-                let Ok(k) = kv.key_str() else { continue };
-                out.push((k.to_owned(), kv.value().to_vec()));
+            let more = resp.more;
+            let mut next = None;
+            for kv in resp.kvs {
+                next = Some(kv.key.clone());
+                let Ok(k) = String::from_utf8(kv.key) else {
+                    continue;
+                };
+                out.push((k, kv.value));
             }
-            match resp.kvs().last() {
-                Some(last) if resp.more() => {
-                    start = last.key().to_vec();
-                    start.push(0);
+            match next {
+                Some(mut last) if more => {
+                    last.push(0);
+                    start = last;
                 }
                 _ => return Ok(out),
             }
         }
     }
 
-    /// The document's value and `mod_revision` (0 if absent).
-    async fn get_doc_raw(&self, key: &str) -> Result<(Option<Vec<u8>>, i64), StoreError> {
+    /// The value of one key and its `mod_revision`, or `None`.
+    async fn get_one(&self, what: &str, key: &str) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        let req = RangeRequest {
+            key: key.as_bytes().to_vec(),
+            ..RangeRequest::default()
+        };
         let resp = self
             .inner
             .pool
-            .call("read document", |mut c| {
-                let key = key.to_owned();
-                async move { c.get(key, None).await }
+            .call(what, |c| {
+                let req = req.clone();
+                async move { c.range(req).await }
             })
             .await?
             .value;
-        Ok(match resp.kvs().first() {
-            Some(kv) => (Some(kv.value().to_vec()), kv.mod_revision()),
+        Ok(resp
+            .kvs
+            .into_iter()
+            .next()
+            .map(|kv| (kv.value, kv.mod_revision)))
+    }
+
+    /// Run a transaction through the pool. The response says whether its comparisons held;
+    /// the outcome, whether it may have been sent twice.
+    async fn txn(
+        &self,
+        what: &str,
+        txn: TxnRequest,
+    ) -> Result<pool::Outcome<TxnResponse>, StoreError> {
+        self.inner
+            .pool
+            .call(what, |c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await
+    }
+
+    /// The document's value and `mod_revision` (0 if absent).
+    async fn get_doc_raw(&self, key: &str) -> Result<(Option<Vec<u8>>, i64), StoreError> {
+        Ok(match self.get_one("read document", key).await? {
+            Some((value, rev)) => (Some(value), rev),
             None => (None, 0),
         })
     }
@@ -244,13 +277,17 @@ impl EtcdStore {
     }
 
     /// A transaction guarded by the document's `mod_revision` (or its absence).
-    fn guarded(key: &str, mod_revision: i64, then: TxnOp) -> Txn {
+    fn guarded(key: &str, mod_revision: i64, then: RequestOp) -> TxnRequest {
         let cmp = if mod_revision == 0 {
-            Compare::create_revision(key, CompareOp::Equal, 0)
+            rpc::create_revision_equals(key, 0)
         } else {
-            Compare::mod_revision(key, CompareOp::Equal, mod_revision)
+            rpc::mod_revision_equals(key, mod_revision)
         };
-        Txn::new().when([cmp]).and_then([then])
+        TxnRequest {
+            compare: vec![cmp],
+            success: vec![then],
+            failure: Vec::new(),
+        }
     }
 }
 
@@ -273,26 +310,26 @@ impl ClusterStore for EtcdStore {
         let k = self.inner.keys.kv(key, node);
         match value {
             None => {
+                let req = DeleteRangeRequest {
+                    key: k.as_bytes().to_vec(),
+                    ..DeleteRangeRequest::default()
+                };
                 self.inner
                     .pool
-                    .call("delete node KV value", |mut c| {
-                        let k = k.clone();
-                        async move { c.delete(k, None).await }
+                    .call("delete node KV value", |c| {
+                        let req = req.clone();
+                        async move { c.delete_range(req).await }
                     })
                     .await?;
             }
             Some(v) if v.len() <= INLINE_COMPARE_MAX => {
                 // Put unless the same value is stored (a missing key fails the value compare).
-                let txn = Txn::new()
-                    .when([Compare::value(k.as_str(), CompareOp::Equal, v)])
-                    .or_else([TxnOp::put(k.as_str(), v, None)]);
-                self.inner
-                    .pool
-                    .call("put node KV value", |mut c| {
-                        let txn = txn.clone();
-                        async move { c.txn(txn).await }
-                    })
-                    .await?;
+                let txn = TxnRequest {
+                    compare: vec![rpc::value_equals(&k, v)],
+                    success: Vec::new(),
+                    failure: vec![rpc::op_put(&k, v.as_bytes(), 0)],
+                };
+                self.txn("put node KV value", txn).await?;
             }
             Some(v) => {
                 // Too big to send twice within etcd's request limit: read, then put if
@@ -300,11 +337,12 @@ impl ClusterStore for EtcdStore {
                 if self.get(key, node).await?.as_deref() == Some(v) {
                     return Ok(());
                 }
+                let req = rpc::put_request(&k, v.as_bytes(), 0);
                 self.inner
                     .pool
-                    .call("put node KV value", |mut c| {
-                        let (k, v) = (k.clone(), v.to_owned());
-                        async move { c.put(k, v, None).await }
+                    .call("put node KV value", |c| {
+                        let req = req.clone();
+                        async move { c.put(req).await }
                     })
                     .await?;
             }
@@ -336,23 +374,9 @@ impl ClusterStore for EtcdStore {
     async fn get(&self, key: &str, node: &NodeName) -> Result<Option<String>, StoreError> {
         check_kv_key(key)?;
         let k = self.inner.keys.kv(key, node);
-        let resp = self
-            .inner
-            .pool
-            .call("read node KV value", |c| {
-                let k = k.clone();
-                async move {
-                    c.kv_client()
-                        .max_decoding_message_size(MAX_MESSAGE)
-                        .get(k, None)
-                        .await
-                }
-            })
-            .await?
-            .value;
-        match resp.kvs().first() {
+        match self.get_one("read node KV value", &k).await? {
             None => Ok(None),
-            Some(kv) => String::from_utf8(kv.value().to_vec())
+            Some((value, _)) => String::from_utf8(value)
                 .map(Some)
                 .map_err(|_| self.corrupt(k, "node KV value is not UTF-8")),
         }
@@ -362,32 +386,20 @@ impl ClusterStore for EtcdStore {
         let nodes = self.inner.keys.nodes_prefix();
         let members = self.inner.keys.members_prefix();
         // One transaction: both lists from the same revision.
-        let txn = Txn::new().and_then([
-            TxnOp::get(
-                nodes.as_str(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            ),
-            TxnOp::get(
-                members.as_str(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            ),
-        ]);
-        let resp = self
-            .inner
-            .pool
-            .call("read members", |mut c| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
-            })
-            .await?
-            .value;
+        let txn = TxnRequest {
+            success: vec![
+                rpc::op_keys_with_prefix(&nodes),
+                rpc::op_keys_with_prefix(&members),
+            ],
+            ..TxnRequest::default()
+        };
+        let resp = self.txn("read members", txn).await?.value;
         let mut lists: Vec<BTreeSet<NodeName>> = Vec::new();
-        for (op, prefix) in resp.op_responses().into_iter().zip([&nodes, &members]) {
+        for (op, prefix) in resp.responses.into_iter().zip([&nodes, &members]) {
             let mut set = BTreeSet::new();
-            if let TxnOpResponse::Get(g) = op {
-                for kv in g.kvs() {
-                    if let Some(n) = kv
-                        .key_str()
+            if let Some(response_op::Response::ResponseRange(r)) = op.response {
+                for kv in r.kvs {
+                    if let Some(n) = std::str::from_utf8(&kv.key)
                         .ok()
                         .and_then(|k| k.strip_prefix(prefix.as_str()))
                         .and_then(|n| NodeName::new(n).ok())
@@ -422,6 +434,74 @@ impl ClusterStore for EtcdStore {
             &self.inner.runtime,
         )
         .await
+    }
+
+    async fn forget_node(&self, node: &NodeName) -> Result<bool, StoreError> {
+        let keys = &self.inner.keys;
+        let (kv_start, kv_end) = prefix_range(&keys.kv_root());
+        for _ in 0..CAS_ROUNDS {
+            // The node's values: its name is the last path element, so list every node KV
+            // key (keys only, one revision) and pick them.
+            let list = RangeRequest {
+                key: kv_start.clone(),
+                range_end: kv_end.clone(),
+                keys_only: true,
+                ..RangeRequest::default()
+            };
+            let listed = self
+                .inner
+                .pool
+                .call("list node KV keys", |c| {
+                    let list = list.clone();
+                    async move { c.range(list).await }
+                })
+                .await?
+                .value;
+            let revision = listed.header.as_ref().map(|h| h.revision).unwrap_or(0);
+            let values: Vec<Vec<u8>> = listed
+                .kvs
+                .into_iter()
+                .map(|kv| kv.key)
+                .filter(|k| {
+                    matches!(keys.event_for(k), Some(StoreEvent::NodeKv { node: n, .. }) if n == *node)
+                })
+                .collect();
+            // One transaction, applied only if no node KV value changed since the listing
+            // (else a value the node wrote meanwhile could survive): the membership keys and
+            // every listed value.
+            let mut ops = vec![
+                rpc::op_delete(keys.node(node).as_bytes(), &[]),
+                rpc::op_delete(keys.member(node).as_bytes(), &[]),
+            ];
+            ops.extend(values.iter().map(|k| rpc::op_delete(k, &[])));
+            let txn = TxnRequest {
+                compare: vec![rpc::unchanged_since(&kv_start, &kv_end, revision)],
+                success: ops,
+                failure: Vec::new(),
+            };
+            let out = self.txn("forget node", txn).await?.value;
+            if out.succeeded {
+                let deleted: i64 = out
+                    .responses
+                    .iter()
+                    .filter_map(|r| match &r.response {
+                        Some(response_op::Response::ResponseDeleteRange(d)) => Some(d.deleted),
+                        _ => None,
+                    })
+                    .sum();
+                // A transaction sent twice (timeout, then retried) deletes nothing the second
+                // time; the listing still tells whether values existed.
+                return Ok(deleted > 0 || !values.is_empty());
+            }
+            // A node KV value changed between listing and transaction: list again.
+        }
+        Err(StoreError::Unavailable {
+            store: self.inner.describe.clone(),
+            reason: format!(
+                "forgetting node '{node}': node KV values kept changing; gave up after {CAS_ROUNDS} rounds"
+            ),
+            source: None,
+        })
     }
 
     async fn read_doc(&self, name: &str) -> Result<Option<(String, ConfigDigest)>, StoreError> {
@@ -461,16 +541,9 @@ impl ClusterStore for EtcdStore {
             if current == Some(digest) {
                 return Ok(digest);
             }
-            let txn = Self::guarded(&key, rev, TxnOp::put(key.as_str(), content, None));
-            let out = self
-                .inner
-                .pool
-                .call("write document", |mut c| {
-                    let txn = txn.clone();
-                    async move { c.txn(txn).await }
-                })
-                .await?;
-            if out.value.succeeded() {
+            let txn = Self::guarded(&key, rev, rpc::op_put(&key, content.as_bytes(), 0));
+            let out = self.txn("write document", txn).await?;
+            if out.value.succeeded {
                 return Ok(digest);
             }
             maybe_applied |= out.retried;
@@ -499,16 +572,9 @@ impl ClusterStore for EtcdStore {
             if current.is_none() {
                 return Ok(false);
             }
-            let txn = Self::guarded(&key, rev, TxnOp::delete(key.as_str(), None));
-            let out = self
-                .inner
-                .pool
-                .call("delete document", |mut c| {
-                    let txn = txn.clone();
-                    async move { c.txn(txn).await }
-                })
-                .await?;
-            if out.value.succeeded() {
+            let txn = Self::guarded(&key, rev, rpc::op_delete(key.as_bytes(), &[]));
+            let out = self.txn("delete document", txn).await?;
+            if out.value.succeeded {
                 return Ok(true);
             }
             maybe_applied |= out.retried;

@@ -1,9 +1,9 @@
-//! Endpoint failover for the etcd backend: one `etcd_client::Client` per endpoint, and
+//! Endpoint failover for the etcd backend: one [`EtcdClient`] per endpoint, and
 //! [`Pool::call`], which runs one request against them in turn until one answers.
 //!
-//! Why not one client over all endpoints: etcd-client balances but does not fail over, so a
-//! dead endpoint fails some calls. Here a call starts at the endpoint that last worked and moves
-//! to the next on transport errors, timeouts and "no leader"; it gives up with
+//! Why not one channel balanced over all endpoints: balancing does not fail over, so a dead
+//! endpoint would fail some calls. Here a call starts at the endpoint that last worked and
+//! moves to the next on transport errors, timeouts and "no leader"; it gives up with
 //! [`StoreError::Unavailable`] when the operation's deadline ([`EtcdOptions::request_timeout`])
 //! passes. Clients connect lazily, so a dead endpoint at startup costs nothing until tried.
 //!
@@ -16,11 +16,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
 use tokio::time::Instant;
 use tonic::Code;
 use tracing::debug;
 
+use super::rpc::{ClientOptions, EtcdClient, RpcError};
 use crate::{BoxError, EtcdOptions, StoreError};
 
 const AUTH_BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -37,7 +37,7 @@ pub(crate) struct Outcome<T> {
 
 struct Slot {
     url: String,
-    client: Mutex<Option<Client>>,
+    client: EtcdClient,
 }
 
 #[derive(Default)]
@@ -52,7 +52,6 @@ pub(crate) struct Pool {
     store: String,
     slots: Vec<Slot>,
     preferred: AtomicUsize,
-    connect: ConnectOptions,
     user: Option<String>,
     request_timeout: Duration,
     auth: Mutex<AuthGate>,
@@ -68,16 +67,12 @@ enum Class {
     Fatal,
 }
 
-fn classify(e: &etcd_client::Error) -> Class {
-    use etcd_client::Error as E;
+fn classify(e: &RpcError) -> Class {
     match e {
-        E::TransportError(_) | E::IoError(_) => Class::Retry {
+        RpcError::LeaseExpired { .. } | RpcError::StreamEnded { .. } => Class::Retry {
             maybe_applied: true,
         },
-        E::LeaseKeepAliveError(_) | E::WatchError(_) => Class::Retry {
-            maybe_applied: true,
-        },
-        E::GRpcStatus(s) => {
+        RpcError::Status(s) => {
             let msg = s.message();
             match s.code() {
                 Code::Unauthenticated | Code::PermissionDenied => Class::Auth,
@@ -106,33 +101,35 @@ fn classify(e: &etcd_client::Error) -> Class {
                 _ => Class::Fatal,
             }
         }
-        _ => Class::Fatal,
+        RpcError::Endpoint { .. } | RpcError::BadToken => Class::Fatal,
     }
 }
 
 impl Pool {
-    /// A pool over `urls` (with scheme). Does not connect.
+    /// A pool over `urls` (with scheme). Does not connect. Fails (with
+    /// [`StoreError::Config`]) for a URL or TLS setting the transport cannot use.
     pub(crate) fn new(
         store: String,
         urls: Vec<String>,
-        connect: ConnectOptions,
+        client: &ClientOptions,
         options: &EtcdOptions,
-    ) -> Pool {
-        Pool {
+    ) -> Result<Pool, StoreError> {
+        let mut slots = Vec::with_capacity(urls.len());
+        for url in urls {
+            let c = EtcdClient::new(&url, client).map_err(|e| StoreError::Config {
+                store: store.clone(),
+                problem: mpcluster_core::error_chain(&e),
+            })?;
+            slots.push(Slot { url, client: c });
+        }
+        Ok(Pool {
             store,
-            slots: urls
-                .into_iter()
-                .map(|url| Slot {
-                    url,
-                    client: Mutex::new(None),
-                })
-                .collect(),
+            slots,
             preferred: AtomicUsize::new(0),
-            connect,
             user: options.auth.as_ref().map(|a| a.user.clone()),
             request_timeout: options.request_timeout,
             auth: Mutex::new(AuthGate::default()),
-        }
+        })
     }
 
     /// The store description used in errors.
@@ -143,27 +140,6 @@ impl Pool {
     /// The operation deadline.
     pub(crate) fn request_timeout(&self) -> Duration {
         self.request_timeout
-    }
-
-    fn slot_client(&self, idx: usize) -> Option<Client> {
-        self.slots[idx]
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    async fn client(&self, idx: usize) -> Result<Client, etcd_client::Error> {
-        if let Some(c) = self.slot_client(idx) {
-            return Ok(c);
-        }
-        // Without credentials this does not touch the network; with them it authenticates.
-        let c = Client::connect([self.slots[idx].url.as_str()], Some(self.connect.clone())).await?;
-        *self.slots[idx]
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
-        Ok(c)
     }
 
     fn auth_error(&self, source: Option<BoxError>) -> StoreError {
@@ -192,7 +168,7 @@ impl Pool {
         }
     }
 
-    fn auth_failed(&self, e: &etcd_client::Error) {
+    fn auth_failed(&self, e: &RpcError) {
         let mut gate = self.auth.lock().unwrap_or_else(|p| p.into_inner());
         gate.backoff = if gate.backoff.is_zero() {
             AUTH_BACKOFF_MIN
@@ -218,8 +194,8 @@ impl Pool {
         mut f: F,
     ) -> Result<Outcome<T>, StoreError>
     where
-        F: FnMut(Client) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>>,
+        F: FnMut(EtcdClient) -> Fut,
+        Fut: Future<Output = Result<T, RpcError>>,
     {
         self.check_auth_gate()?;
         let n = self.slots.len();
@@ -243,7 +219,9 @@ impl Pool {
                 attempts += 1;
                 let url = &self.slots[idx].url;
                 let attempt = async {
-                    let c = self.client(idx).await.map_err(|e| (e, false))?;
+                    // With credentials, the first request of a client authenticates first.
+                    let c = self.slots[idx].client.clone();
+                    c.ensure_authenticated().await.map_err(|e| (e, false))?;
                     f(c).await.map_err(|e| (e, true))
                 };
                 match tokio::time::timeout(budget, attempt).await {

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use etcd_client::WatchOptions;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::Inner;
 use super::keys::Keys;
 use super::pool::Pool;
-use super::{Inner, MAX_MESSAGE};
+use super::rpc::pb::etcdserverpb::WatchCreateRequest;
+use super::rpc::prefix_range;
 use crate::StoreEvent;
 
 /// Warn about a broken feed at most this often (debug otherwise).
@@ -96,23 +97,20 @@ impl Task {
         let mut pause = PAUSE_MIN;
         let mut last_warn: Option<Instant> = None;
         loop {
-            let mut opts = WatchOptions::new()
-                .with_prefix()
-                .with_progress_notify()
-                .with_fragment();
-            if next_rev > 0 {
-                opts = opts.with_start_revision(next_rev);
-            }
+            let (key, range_end) = prefix_range(&prefix);
+            let create = WatchCreateRequest {
+                key,
+                range_end,
+                start_revision: next_rev,
+                progress_notify: true,
+                fragment: true,
+                ..WatchCreateRequest::default()
+            };
             let opened = tokio::select! {
                 _ = self.stop.changed() => return,
                 r = self.pool.call("watch", |c| {
-                    let (p, o) = (prefix.clone(), opts.clone());
-                    async move {
-                        c.watch_client()
-                            .max_decoding_message_size(MAX_MESSAGE)
-                            .watch(p, Some(o))
-                            .await
-                    }
+                    let create = create.clone();
+                    async move { c.watch(create).await }
                 }) => r,
             };
             let mut stream = match opened {
@@ -152,22 +150,22 @@ impl Task {
                         break;
                     }
                 };
-                if resp.canceled() {
-                    if resp.compact_revision() > 0 {
+                if resp.canceled {
+                    if resp.compact_revision > 0 {
                         // History is gone: start from now; subscribers re-read on Resync.
                         next_rev = 0;
                     }
                     warn!(
-                        reason = resp.cancel_reason(),
+                        reason = resp.cancel_reason.as_str(),
                         "etcd canceled the change feed; reconnecting"
                     );
                     break;
                 }
-                if resp.created() {
+                if resp.created {
                     if next_rev == 0
-                        && let Some(h) = resp.header()
+                        && let Some(h) = &resp.header
                     {
-                        next_rev = h.revision() + 1;
+                        next_rev = h.revision + 1;
                     }
                     if established > 0 || self.shared.missed.swap(false, Ordering::SeqCst) {
                         self.send(StoreEvent::Resync);
@@ -177,18 +175,18 @@ impl Task {
                     self.shared.connected.send_replace(true);
                     continue;
                 }
-                let evs = resp.events();
+                let evs = &resp.events;
                 if evs.is_empty() {
                     // Progress notification: everything up to the header revision was sent.
-                    if let Some(h) = resp.header() {
-                        next_rev = next_rev.max(h.revision() + 1);
+                    if let Some(h) = &resp.header {
+                        next_rev = next_rev.max(h.revision + 1);
                     }
                 }
                 let mut last: Option<StoreEvent> = None;
                 for ev in evs {
-                    let Some(kv) = ev.kv() else { continue };
-                    next_rev = next_rev.max(kv.mod_revision() + 1);
-                    if let Some(e) = self.keys.event_for(kv.key())
+                    let Some(kv) = &ev.kv else { continue };
+                    next_rev = next_rev.max(kv.mod_revision + 1);
+                    if let Some(e) = self.keys.event_for(&kv.key)
                         && last.as_ref() != Some(&e)
                     {
                         self.send(e.clone());

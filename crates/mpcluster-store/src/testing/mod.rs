@@ -25,6 +25,10 @@
 //! `openssl` command; [`EtcdServer::start_with`] with [`EtcdServerConfig::tls`] then serves
 //! clients over `https://` and requires client certificates ([`TestCerts::etcd_tls`] gives the
 //! matching client options).
+//!
+//! Authentication: [`EtcdServer::enable_auth`] adds a user with the `root` role and enables
+//! etcd authentication (through the store's own etcd client); later restarts wait for the
+//! members with those credentials.
 
 use std::fs::{self, File};
 use std::net::TcpListener;
@@ -33,9 +37,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions};
-
-use crate::{EtcdSpec, EtcdTls, StoreSpec};
+use crate::etcd::rpc::pb::etcdserverpb::RangeRequest;
+use crate::etcd::rpc::{ClientOptions, EtcdClient};
+use crate::{BoxError, EtcdSpec, EtcdTls, Secret, StoreSpec};
 
 /// Environment variable naming the etcd binary to use.
 pub const ETCD_BINARY_ENV: &str = "MPCLUSTER_TEST_ETCD";
@@ -76,6 +80,15 @@ pub enum EtcdServerError {
         step: String,
         /// What openssl said.
         stderr: String,
+    },
+    /// An administrative request (enabling authentication) failed.
+    #[error("etcd administration failed: {step}")]
+    Admin {
+        /// What was being done.
+        step: String,
+        /// The client's error.
+        #[source]
+        source: BoxError,
     },
     /// A member did not come up.
     #[error("etcd member {member} not ready after {waited:?}; log tail:\n{log_tail}")]
@@ -320,6 +333,8 @@ pub struct EtcdServer {
     binary: PathBuf,
     token: String,
     tls: Option<TestCerts>,
+    /// User and password once authentication is enabled.
+    credentials: Option<(String, Secret)>,
     members: Vec<Member>,
     // Last: removed after the processes are gone.
     dir: tempfile::TempDir,
@@ -410,6 +425,7 @@ impl EtcdServer {
             binary: binary.to_path_buf(),
             token,
             tls,
+            credentials: None,
             members,
             dir,
         };
@@ -494,35 +510,41 @@ impl EtcdServer {
         Ok(())
     }
 
+    /// A client of member `i`: this server's TLS client certificate and, once authentication
+    /// is enabled, its credentials.
+    fn client(&self, i: usize) -> Result<EtcdClient, EtcdServerError> {
+        let admin = |step: &str, source: BoxError| EtcdServerError::Admin {
+            step: step.to_owned(),
+            source,
+        };
+        let tls = match &self.tls {
+            Some(t) => Some(
+                crate::etcd::tls_config("test etcd", &t.etcd_tls())
+                    .map_err(|e| admin("reading the test certificates", Box::new(e)))?,
+            ),
+            None => None,
+        };
+        let options = ClientOptions {
+            connect_timeout: Duration::from_secs(1),
+            tls,
+            credentials: self.credentials.clone(),
+        };
+        EtcdClient::new(&self.members[i].client_url(), &options)
+            .map_err(|e| admin("creating a client", Box::new(e)))
+    }
+
     async fn wait_ready(&mut self, i: usize) -> Result<(), EtcdServerError> {
         let start = Instant::now();
-        let url = self.members[i].client_url();
-        let mut opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(1))
-            .with_require_leader(true);
-        if let Some(t) = &self.tls {
-            let read = |p: &PathBuf| {
-                fs::read(p).map_err(|e| EtcdServerError::Io {
-                    path: p.clone(),
-                    source: e,
-                })
-            };
-            opts = opts.with_tls(
-                etcd_client::TlsOptions::new()
-                    .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)?))
-                    .identity(etcd_client::Identity::from_pem(
-                        read(&t.client_cert)?,
-                        read(&t.client_key)?,
-                    )),
-            );
-        }
+        let client = self.client(i)?;
         loop {
-            if let Ok(mut c) = Client::connect([url.as_str()], Some(opts.clone())).await {
-                // A linearizable read needs a leader and a quorum.
-                let r = tokio::time::timeout(Duration::from_secs(2), c.get("ready", None)).await;
-                if matches!(r, Ok(Ok(_))) {
-                    return Ok(());
-                }
+            // A linearizable read needs a leader and a quorum.
+            let read = client.range(RangeRequest {
+                key: b"ready".to_vec(),
+                ..RangeRequest::default()
+            });
+            let r = tokio::time::timeout(Duration::from_secs(2), read).await;
+            if matches!(r, Ok(Ok(_))) {
+                return Ok(());
             }
             let exited = match self.members[i].child.as_mut() {
                 Some(c) => matches!(c.try_wait(), Ok(Some(_))),
@@ -539,6 +561,35 @@ impl EtcdServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Enable etcd authentication: add `user` with `password`, grant it the `root` role and
+    /// turn authentication on (through member 0). etcd insists on a user named `root` to
+    /// enable authentication, so `user` is normally `"root"`. From then on every client needs
+    /// credentials; [`restart`](Self::restart) uses these.
+    pub async fn enable_auth(&mut self, user: &str, password: &str) -> Result<(), EtcdServerError> {
+        let admin = |step: &str| {
+            let step = step.to_owned();
+            move |e: crate::etcd::rpc::RpcError| EtcdServerError::Admin {
+                step,
+                source: Box::new(e),
+            }
+        };
+        let client = self.client(0)?;
+        client
+            .user_add(user, password)
+            .await
+            .map_err(admin(&format!("adding user '{user}'")))?;
+        client
+            .user_grant_role(user, "root")
+            .await
+            .map_err(admin(&format!("granting user '{user}' the root role")))?;
+        client
+            .auth_enable()
+            .await
+            .map_err(admin("enabling authentication"))?;
+        self.credentials = Some((user.to_owned(), Secret::new(password)));
+        Ok(())
     }
 
     async fn wait_ready_all(&mut self) -> Result<(), EtcdServerError> {

@@ -69,6 +69,8 @@ pub const CASES: &[(&str, Case)] = cases![
     doc_concurrent_writers_exactly_one_wins,
     watch_delivers_events,
     second_instance_sees_writes_and_events,
+    forget_node_removes_values_and_membership,
+    forget_unknown_node_is_false,
 ];
 
 /// Run every case concurrently against `backend`; panics listing the failed cases.
@@ -713,4 +715,124 @@ async fn second_instance_sees_writes_and_events(ns: Namespace) {
     writer.put("multipath", &a, None).await.unwrap();
     expect_event(&mut sub, EVENT_WAIT, &kv_event("multipath", &a)).await;
     assert!(reader.get_all("multipath").await.unwrap().is_empty());
+}
+
+async fn forget_node_removes_values_and_membership(ns: Namespace) {
+    let store = ns.open().await;
+    let gone = node("node-1");
+    // Names around the forgotten one: a suffix, a prefix, and an unrelated node.
+    let others = [
+        node("old-node-1"),
+        node("node-10"),
+        node("pve2.example.com"),
+    ];
+    // Every kind of value, including a key no code knows of: forgetting is not a fixed list.
+    let keys = [
+        "multipath",
+        "multipath-detail",
+        "multipath-apply",
+        "multipath-collect",
+        "custom-key-9",
+    ];
+    for key in keys {
+        store
+            .put(key, &gone, Some(&format!("{key} of the gone node")))
+            .await
+            .unwrap();
+        for o in &others {
+            store
+                .put(key, o, Some(&format!("{key} of {o}")))
+                .await
+                .unwrap();
+        }
+    }
+    let member_only = node("member-only");
+    let mut online_handles = Vec::new();
+    if !store.is_standalone() {
+        // The departed node joined once and left; another node joined and left without ever
+        // putting a value; the others are online.
+        for n in [&gone, &member_only] {
+            let h = store.join(n, Duration::from_secs(5)).await.unwrap();
+            h.leave().await.unwrap();
+        }
+        for o in &others {
+            online_handles.push(store.join(o, Duration::from_secs(5)).await.unwrap());
+        }
+        let m = store.members().await.unwrap();
+        assert_eq!(m.len(), 5, "{m:?}");
+        assert!(!m[&gone].online, "{m:?}");
+    }
+
+    let mut sub = store.subscribe().await;
+    assert!(store.forget_node(&gone).await.unwrap());
+    let mut want: Vec<StoreEvent> = keys.iter().map(|k| kv_event(k, &gone)).collect();
+    if !store.is_standalone() {
+        want.push(StoreEvent::Members);
+    }
+    expect_events(&mut sub, EVENT_WAIT, &want).await;
+
+    // Gone everywhere, for this store object and another one (another process).
+    let other_store = ns.open().await;
+    for s in [&store, &other_store] {
+        for key in keys {
+            let all = s.get_all(key).await.unwrap();
+            assert!(!all.contains_key(&gone), "{key}: {all:?}");
+            assert_eq!(s.get(key, &gone).await.unwrap(), None, "{key}");
+            // The others untouched.
+            assert_eq!(all.len(), others.len(), "{key}: {all:?}");
+            for o in &others {
+                assert_eq!(all[o], format!("{key} of {o}"), "{key}");
+            }
+        }
+        let m = s.members().await.unwrap();
+        assert!(!m.contains_key(&gone), "{m:?}");
+        if !s.is_standalone() {
+            assert_eq!(m.len(), 4, "{m:?}");
+            assert!(others.iter().all(|o| m[o].online), "{m:?}");
+            assert!(!m[&member_only].online, "{m:?}");
+        }
+    }
+
+    // Forgetting again finds nothing.
+    assert!(!store.forget_node(&gone).await.unwrap());
+    // A node known only by its membership record.
+    assert_eq!(
+        store.forget_node(&member_only).await.unwrap(),
+        !store.is_standalone()
+    );
+    assert!(!store.members().await.unwrap().contains_key(&member_only));
+    // The node can come back afterwards like a new one.
+    store.put("multipath", &gone, Some("back")).await.unwrap();
+    assert_eq!(
+        store.get("multipath", &gone).await.unwrap().as_deref(),
+        Some("back")
+    );
+    for h in online_handles {
+        h.leave().await.unwrap();
+    }
+}
+
+async fn forget_unknown_node_is_false(ns: Namespace) {
+    let store = ns.open().await;
+    // An empty store, then one with someone else's data.
+    assert!(!store.forget_node(&node("never-seen")).await.unwrap());
+    let a = node("somebody");
+    store.put("multipath", &a, Some("v")).await.unwrap();
+    if !store.is_standalone() {
+        store
+            .join(&a, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .leave()
+            .await
+            .unwrap();
+    }
+    assert!(!store.forget_node(&node("never-seen")).await.unwrap());
+    assert_eq!(
+        store.get("multipath", &a).await.unwrap().as_deref(),
+        Some("v")
+    );
+    if !store.is_standalone() {
+        assert!(store.members().await.unwrap().contains_key(&a));
+    }
 }
