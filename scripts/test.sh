@@ -2,16 +2,20 @@
 # The whole mpcluster test suite, and what it needs. This is the README's test command and the
 # only thing .ci/run calls.
 #
-# 1. Installs the Debian packages the tests start for real (etcd, multipath-tools, chromium +
-#    chromedriver, protoc for the etcd client) when they are missing and we are root.
+# 1. Installs every Debian package the build and the tests need, when missing and we are root:
+#    a C toolchain for ring (gcc, libc6-dev), the programs the tests start for real (etcd,
+#    multipath-tools, chromium + chromedriver, perl for the seed oracle, util-linux's unshare),
+#    and git. Named one by one with --no-install-recommends, so nothing depends on
+#    "recommends" or on what happens to be on the machine. The build needs no protoc: the etcd
+#    client's stubs are generated in Rust (crates/mpcluster-store/build.rs).
 # 2. Checks formatting and lints (cargo fmt --check, clippy -D warnings).
-# 3. Runs every test in the workspace. Tests that need etcd / multipath-tools / chromium start
-#    those programs themselves; under CI=true a missing program fails the test instead of
+# 3. Runs every test in the workspace. Tests that need etcd / multipath-tools / chromium / perl
+#    start those programs themselves; under CI=true a missing program fails the test instead of
 #    skipping it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(etcd-server protobuf-compiler multipath-tools chromium chromium-driver)
+packages=(gcc libc6-dev git util-linux perl etcd-server multipath-tools chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
