@@ -63,7 +63,8 @@ use crate::{
 use keys::Keys;
 use pool::Pool;
 use rpc::pb::etcdserverpb::{
-    DeleteRangeRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse, response_op,
+    DeleteRangeRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    response_op,
 };
 use rpc::{ClientOptions, prefix_range};
 
@@ -80,6 +81,16 @@ const CAS_ROUNDS: usize = 8;
 #[derive(Clone)]
 pub struct EtcdStore {
     inner: Arc<Inner>,
+}
+
+/// What one round of [`EtcdStore::cas`] decided from its read.
+enum CasStep<T, S> {
+    /// Finished without a transaction: nothing to change, or a retried transaction of ours
+    /// turned out to have been applied.
+    Done(T),
+    /// Send this transaction, guarded by what the round read; `S` is what interpreting its
+    /// result needs from that read.
+    Txn(TxnRequest, S),
 }
 
 pub(crate) struct Inner {
@@ -191,15 +202,7 @@ impl EtcdStore {
                 revision,
                 ..RangeRequest::default()
             };
-            let resp = self
-                .inner
-                .pool
-                .call(what, |c| {
-                    let req = req.clone();
-                    async move { c.range(req).await }
-                })
-                .await?
-                .value;
+            let resp = self.range_rpc(what, req).await?;
             if revision == 0 {
                 revision = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
             }
@@ -228,7 +231,18 @@ impl EtcdStore {
             key: key.as_bytes().to_vec(),
             ..RangeRequest::default()
         };
-        let resp = self
+        let resp = self.range_rpc(what, req).await?;
+        Ok(resp
+            .kvs
+            .into_iter()
+            .next()
+            .map(|kv| (kv.value, kv.mod_revision)))
+    }
+
+    /// Run one `Range` request through the pool (reads are idempotent: a retried one needs no
+    /// check).
+    async fn range_rpc(&self, what: &str, req: RangeRequest) -> Result<RangeResponse, StoreError> {
+        Ok(self
             .inner
             .pool
             .call(what, |c| {
@@ -236,12 +250,7 @@ impl EtcdStore {
                 async move { c.range(req).await }
             })
             .await?
-            .value;
-        Ok(resp
-            .kvs
-            .into_iter()
-            .next()
-            .map(|kv| (kv.value, kv.mod_revision)))
+            .value)
     }
 
     /// Run a transaction through the pool. The response says whether its comparisons held;
@@ -288,6 +297,89 @@ impl EtcdStore {
             success: vec![then],
             failure: Vec::new(),
         }
+    }
+
+    /// The compare-and-swap loop, at most [`CAS_ROUNDS`] rounds. Each round `plan` reads the
+    /// current state and either finishes ([`CasStep::Done`]) or returns a transaction whose
+    /// comparisons guard what it read; when they hold, `applied` makes the result from the
+    /// response. When they fail, the state changed since the read: the next round reads again.
+    ///
+    /// `plan` is told whether an earlier round's transaction may have been applied after all:
+    /// the pool sent it more than once (timeout, connection lost), so its failed comparison
+    /// may be a second copy meeting the first copy's change. A `plan` whose transaction does
+    /// not fail that way may ignore it.
+    ///
+    /// After the last round: [`StoreError::Unavailable`] with the reason `gave_up` makes.
+    ///
+    /// (`plan` is a closure returning a future rather than an async closure: the futures of
+    /// async closures borrowing the caller's arguments are not provably `Send`, which
+    /// `async_trait` requires.)
+    async fn cas<T, S, Fut>(
+        &self,
+        what: &str,
+        mut plan: impl FnMut(bool) -> Fut,
+        applied: impl FnOnce(TxnResponse, S) -> T,
+        gave_up: impl FnOnce() -> String,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<CasStep<T, S>, StoreError>>,
+    {
+        let mut maybe_applied = false;
+        for _ in 0..CAS_ROUNDS {
+            let (txn, read) = match plan(maybe_applied).await? {
+                CasStep::Done(out) => return Ok(out),
+                CasStep::Txn(txn, read) => (txn, read),
+            };
+            let out = self.txn(what, txn).await?;
+            if out.value.succeeded {
+                return Ok(applied(out.value, read));
+            }
+            maybe_applied |= out.retried;
+        }
+        Err(StoreError::Unavailable {
+            store: self.inner.describe.clone(),
+            reason: gave_up(),
+            source: None,
+        })
+    }
+
+    /// Bring document `name` (stored at `key`) to the content whose digest is `wanted`
+    /// (`None`: absent) with `op`, a put or delete of `key`, if `expected` holds for the
+    /// digest read (checked again every round). `Ok(false)` if the document already was in
+    /// that state.
+    async fn cas_doc(
+        &self,
+        what: &str,
+        name: &str,
+        key: &str,
+        expected: Expect,
+        wanted: Option<ConfigDigest>,
+        op: RequestOp,
+    ) -> Result<bool, StoreError> {
+        let op = &op;
+        self.cas(
+            what,
+            |maybe_applied| async move {
+                let (value, rev) = self.get_doc_raw(key).await?;
+                let current = value.as_deref().map(ConfigDigest::of_bytes);
+                if maybe_applied && current == wanted {
+                    // A retried transaction of ours went through after all.
+                    return Ok(CasStep::Done(true));
+                }
+                expected.check(name, current.as_ref())?;
+                if current == wanted {
+                    return Ok(CasStep::Done(false));
+                }
+                Ok(CasStep::Txn(Self::guarded(key, rev, op.clone()), ()))
+            },
+            |_, ()| true,
+            || {
+                format!(
+                    "document '{name}' kept changing; gave up after {CAS_ROUNDS} compare-and-swap rounds"
+                )
+            },
+        )
+        .await
     }
 }
 
@@ -438,49 +530,47 @@ impl ClusterStore for EtcdStore {
 
     async fn forget_node(&self, node: &NodeName) -> Result<bool, StoreError> {
         let keys = &self.inner.keys;
-        let (kv_start, kv_end) = prefix_range(&keys.kv_root());
-        for _ in 0..CAS_ROUNDS {
-            // The node's values: its name is the last path element, so list every node KV
-            // key (keys only, one revision) and pick them.
-            let list = RangeRequest {
-                key: kv_start.clone(),
-                range_end: kv_end.clone(),
-                keys_only: true,
-                ..RangeRequest::default()
-            };
-            let listed = self
-                .inner
-                .pool
-                .call("list node KV keys", |c| {
-                    let list = list.clone();
-                    async move { c.range(list).await }
-                })
-                .await?
-                .value;
-            let revision = listed.header.as_ref().map(|h| h.revision).unwrap_or(0);
-            let values: Vec<Vec<u8>> = listed
-                .kvs
-                .into_iter()
-                .map(|kv| kv.key)
-                .filter(|k| {
-                    matches!(keys.event_for(k), Some(StoreEvent::NodeKv { node: n, .. }) if n == *node)
-                })
-                .collect();
-            // One transaction, applied only if no node KV value changed since the listing
-            // (else a value the node wrote meanwhile could survive): the membership keys and
-            // every listed value.
-            let mut ops = vec![
-                rpc::op_delete(keys.node(node).as_bytes(), &[]),
-                rpc::op_delete(keys.member(node).as_bytes(), &[]),
-            ];
-            ops.extend(values.iter().map(|k| rpc::op_delete(k, &[])));
-            let txn = TxnRequest {
-                compare: vec![rpc::unchanged_since(&kv_start, &kv_end, revision)],
-                success: ops,
-                failure: Vec::new(),
-            };
-            let out = self.txn("forget node", txn).await?.value;
-            if out.succeeded {
+        let (kv_start, kv_end) = &prefix_range(&keys.kv_root());
+        self.cas(
+            "forget node",
+            // The retry flag is not used: a second copy of an applied transaction normally
+            // finds its comparison still holding (the values it deleted are not compared any
+            // more) and deletes nothing; the result accounts for that.
+            |_maybe_applied| async move {
+                // The node's values: its name is the last path element, so list every node KV
+                // key (keys only, one revision) and pick them.
+                let list = RangeRequest {
+                    key: kv_start.clone(),
+                    range_end: kv_end.clone(),
+                    keys_only: true,
+                    ..RangeRequest::default()
+                };
+                let listed = self.range_rpc("list node KV keys", list).await?;
+                let revision = listed.header.as_ref().map(|h| h.revision).unwrap_or(0);
+                let values: Vec<Vec<u8>> = listed
+                    .kvs
+                    .into_iter()
+                    .map(|kv| kv.key)
+                    .filter(|k| {
+                        matches!(keys.event_for(k), Some(StoreEvent::NodeKv { node: n, .. }) if n == *node)
+                    })
+                    .collect();
+                // One transaction, applied only if no node KV value changed since the listing
+                // (else a value the node wrote meanwhile could survive): the membership keys
+                // and every listed value. If one changed: list again.
+                let mut ops = vec![
+                    rpc::op_delete(keys.node(node).as_bytes(), &[]),
+                    rpc::op_delete(keys.member(node).as_bytes(), &[]),
+                ];
+                ops.extend(values.iter().map(|k| rpc::op_delete(k, &[])));
+                let txn = TxnRequest {
+                    compare: vec![rpc::unchanged_since(kv_start, kv_end, revision)],
+                    success: ops,
+                    failure: Vec::new(),
+                };
+                Ok(CasStep::Txn(txn, !values.is_empty()))
+            },
+            |out, listed_values| {
                 let deleted: i64 = out
                     .responses
                     .iter()
@@ -491,17 +581,15 @@ impl ClusterStore for EtcdStore {
                     .sum();
                 // A transaction sent twice (timeout, then retried) deletes nothing the second
                 // time; the listing still tells whether values existed.
-                return Ok(deleted > 0 || !values.is_empty());
-            }
-            // A node KV value changed between listing and transaction: list again.
-        }
-        Err(StoreError::Unavailable {
-            store: self.inner.describe.clone(),
-            reason: format!(
-                "forgetting node '{node}': node KV values kept changing; gave up after {CAS_ROUNDS} rounds"
-            ),
-            source: None,
-        })
+                deleted > 0 || listed_values
+            },
+            || {
+                format!(
+                    "forgetting node '{node}': node KV values kept changing; gave up after {CAS_ROUNDS} rounds"
+                )
+            },
+        )
+        .await
     }
 
     async fn read_doc(&self, name: &str) -> Result<Option<(String, ConfigDigest)>, StoreError> {
@@ -529,63 +617,18 @@ impl ClusterStore for EtcdStore {
         check_doc_content(name, content)?;
         let key = self.inner.keys.doc(name);
         let digest = ConfigDigest::of(content);
-        let mut maybe_applied = false;
-        for _ in 0..CAS_ROUNDS {
-            let (value, rev) = self.get_doc_raw(&key).await?;
-            let current = value.as_deref().map(ConfigDigest::of_bytes);
-            if maybe_applied && current == Some(digest) {
-                // A retried transaction of ours went through after all.
-                return Ok(digest);
-            }
-            expected.check(name, current.as_ref())?;
-            if current == Some(digest) {
-                return Ok(digest);
-            }
-            let txn = Self::guarded(&key, rev, rpc::op_put(&key, content.as_bytes(), 0));
-            let out = self.txn("write document", txn).await?;
-            if out.value.succeeded {
-                return Ok(digest);
-            }
-            maybe_applied |= out.retried;
-            // Changed between our read and the transaction: re-read and re-check.
-        }
-        Err(StoreError::Unavailable {
-            store: self.inner.describe.clone(),
-            reason: format!(
-                "document '{name}' kept changing; gave up after {CAS_ROUNDS} compare-and-swap rounds"
-            ),
-            source: None,
-        })
+        let op = rpc::op_put(&key, content.as_bytes(), 0);
+        self.cas_doc("write document", name, &key, expected, Some(digest), op)
+            .await?;
+        Ok(digest)
     }
 
     async fn delete_doc(&self, name: &str, expected: Expect) -> Result<bool, StoreError> {
         check_doc_name(name)?;
         let key = self.inner.keys.doc(name);
-        let mut maybe_applied = false;
-        for _ in 0..CAS_ROUNDS {
-            let (value, rev) = self.get_doc_raw(&key).await?;
-            let current = value.as_deref().map(ConfigDigest::of_bytes);
-            if maybe_applied && current.is_none() {
-                return Ok(true);
-            }
-            expected.check(name, current.as_ref())?;
-            if current.is_none() {
-                return Ok(false);
-            }
-            let txn = Self::guarded(&key, rev, rpc::op_delete(key.as_bytes(), &[]));
-            let out = self.txn("delete document", txn).await?;
-            if out.value.succeeded {
-                return Ok(true);
-            }
-            maybe_applied |= out.retried;
-        }
-        Err(StoreError::Unavailable {
-            store: self.inner.describe.clone(),
-            reason: format!(
-                "document '{name}' kept changing; gave up after {CAS_ROUNDS} compare-and-swap rounds"
-            ),
-            source: None,
-        })
+        let op = rpc::op_delete(key.as_bytes(), &[]);
+        self.cas_doc("delete document", name, &key, expected, None, op)
+            .await
     }
 
     async fn subscribe(&self) -> StoreSubscription {
