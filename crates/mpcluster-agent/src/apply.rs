@@ -1,10 +1,17 @@
-//! Applying the cluster configuration on this node: render the drop-ins, update the wwids
-//! file, tell multipathd to reconfigure, wait until it is idle.
+//! Applying the cluster configuration on this node: render the drop-ins, have the real parser
+//! check them, update the wwids file, tell multipathd to reconfigure, wait until it is idle.
 //!
 //! Entry point: [`Applier::apply`]. Rendering and the wwids merge are `mpcluster-core`'s; this
 //! module reads the documents, does the file I/O (atomic: temp file + fsync + rename + fsync of
 //! the directory; unchanged files are not rewritten) and talks to multipathd. Every path is
 //! under a root directory (`/` in production), so tests run the whole apply in a temp dir.
+//!
+//! Before any `reconfigure`, the installed `multipath -t` reads the candidate configuration
+//! ([`crate::parser_check`]). When it complains, or cannot be run, the drop-ins are put back
+//! byte for byte as they were (a drop-in that did not exist is removed again), the wwids file
+//! is not touched, multipathd is not reconfigured, and the apply fails with the parser's own
+//! words: the configuration multipathd runs stays in force. File I/O runs on Tokio's blocking
+//! pool and the parser as a `tokio::process` child, so neither holds up the workers.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -21,6 +28,7 @@ use mpcluster_core::snapshot::doc_names;
 use mpcluster_store::{ClusterStore, StoreError};
 
 use crate::client::{ClientError, MultipathdClient};
+use crate::parser_check::{ParserCheck, ParserCheckError};
 
 /// Where the agent records the WWIDs it added to the wwids file (relative to the root).
 pub const STATE_PATH: &str = "var/lib/mpcluster/agent-wwids.json";
@@ -58,6 +66,33 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    /// The real parser could not be run on the candidate configuration (the previous drop-ins
+    /// were restored).
+    #[error("cannot have multipath -t check the candidate configuration")]
+    ParserCheck(#[source] ParserCheckError),
+    /// The real parser complained about the candidate configuration (the previous drop-ins
+    /// were restored, multipathd was not reconfigured).
+    #[error(
+        "multipath -t rejects the candidate configuration, which was not applied (the previous one stays in force): {complaints}"
+    )]
+    Rejected {
+        /// The parser's complaint lines, joined and cut to a sane length.
+        complaints: String,
+    },
+    /// The candidate was refused (or could not be checked or written) and putting the previous
+    /// drop-ins back failed too: candidate files may be in place (multipathd was not
+    /// reconfigured with them).
+    #[error("{refused}; restoring the previous drop-ins failed too")]
+    NotRestored {
+        /// Why the candidate was refused (the whole chain).
+        refused: String,
+        /// The restore's failure.
+        #[source]
+        source: Box<ApplyError>,
+    },
+    /// A blocking file task died (a bug: it panicked).
+    #[error("the file task of the apply failed")]
+    Task(#[source] tokio::task::JoinError),
     /// multipathd refused or failed the reconfigure.
     #[error("multipathd reconfigure failed")]
     Reconfigure(#[source] ClientError),
@@ -83,16 +118,32 @@ pub struct Applier {
     /// Reconfigure even if no file changed (set after a failed attempt and at start, so a
     /// multipathd that missed an earlier change catches up).
     force_reconfigure: bool,
+    /// The real parser's check of the candidate files.
+    parser_check: ParserCheck,
 }
 
 impl Applier {
-    /// An applier for `root` (`/` in production).
+    /// An applier for `root` (`/` in production), checking with the installed `multipath`
+    /// ([`ParserCheck::for_root`]: directly for `/`, in a private mount namespace otherwise).
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Applier {
-            root: root.into(),
+            parser_check: ParserCheck::for_root(&root),
+            root,
             reconfigure_timeout: Duration::from_secs(30),
             force_reconfigure: true,
         }
+    }
+
+    /// Check candidates with `check` instead (another `multipath`, another way to run it).
+    pub fn with_parser_check(mut self, check: ParserCheck) -> Self {
+        self.parser_check = check;
+        self
+    }
+
+    /// The parser check in use.
+    pub fn parser_check(&self) -> &ParserCheck {
+        &self.parser_check
     }
 
     /// The root.
@@ -139,53 +190,68 @@ impl Applier {
             None => Overrides::empty(),
         };
 
-        if !MULTIPATH_BINARIES.iter().any(|b| self.path(b).exists()) {
-            return Err(ApplyError::NotInstalled {
-                root: self.root.clone(),
-            });
-        }
-
-        let mut outcome = ApplyOutcome::default();
-
-        // The wwids file first: it decides which foreign entries the baseline must keep.
-        let wwids_path = self.path(WWIDS_PATH);
-        let existing = read_optional(&wwids_path)?;
-        let state_path = self.path(STATE_PATH);
-        let ours_before = read_state(&state_path)?;
-        let wanted = config.allow_list();
-        let merge = merge_wwids_file(&existing, &wanted, &ours_before);
-        let foreign: BTreeSet<Wwid> = listed_wwids(&existing)
-            .into_iter()
-            .filter_map(|w| Wwid::new(w).ok())
-            .filter(|w| !ours_before.contains(w) && !wanted.contains(w))
-            .collect();
-
-        let baseline = render_baseline_keeping(&config, &foreign).map_err(ApplyError::Render)?;
-        let overrides_text = render_overrides(&overrides);
-        if sync_file(&self.path(BASELINE_PATH), baseline.as_deref())? {
-            outcome.changed.push(BASELINE_PATH.to_owned());
-        }
-        if sync_file(&self.path(OVERRIDES_PATH), overrides_text.as_deref())? {
-            outcome.changed.push(OVERRIDES_PATH.to_owned());
-        }
-        if merge.changed && !(existing.is_empty() && wanted.is_empty()) {
-            write_atomic(&wwids_path, merge.content.as_bytes())?;
+        let root = self.root.clone();
+        let candidate = blocking(move || write_candidate(&root, &config, &overrides)).await?;
+        let mut outcome = ApplyOutcome {
+            changed: candidate.changed_dropins.clone(),
+            reconfigured: false,
+        };
+        if candidate.wwids.is_some() {
             outcome.changed.push(WWIDS_PATH.to_owned());
         }
-        if merge.added_by_us != ours_before {
-            let state = serde_json::to_string(&merge.added_by_us).unwrap_or_default();
-            write_atomic(&state_path, state.as_bytes())?;
+
+        if outcome.changed.is_empty() && !self.force_reconfigure {
+            if let Some(state) = candidate.state {
+                let state_path = self.path(STATE_PATH);
+                blocking(move || write_atomic(&state_path, state.as_bytes())).await?;
+            }
+            return Ok(outcome);
         }
 
-        if !outcome.changed.is_empty() || self.force_reconfigure {
-            client
-                .reconfigure()
-                .await
-                .map_err(ApplyError::Reconfigure)?;
-            self.wait_idle(client).await?;
-            outcome.reconfigured = true;
-            self.force_reconfigure = false;
+        // The real parser judges the candidate before multipathd sees it.
+        let refused = match self.parser_check.run(&self.root).await {
+            Ok(output) => {
+                for notice in &output.notices {
+                    tracing::info!(notice = %notice, "multipath -t");
+                }
+                output.has_complaints().then(|| ApplyError::Rejected {
+                    complaints: output.complaints_summary(),
+                })
+            }
+            Err(e) => Some(ApplyError::ParserCheck(e)),
+        };
+        if let Some(refused) = refused {
+            let previous = candidate.previous;
+            if let Err(restore) = blocking(move || restore(&previous)).await {
+                return Err(ApplyError::NotRestored {
+                    refused: mpcluster_core::error_chain(&refused),
+                    source: Box::new(restore),
+                });
+            }
+            return Err(refused);
         }
+
+        let wwids_path = self.path(WWIDS_PATH);
+        let state_path = self.path(STATE_PATH);
+        let (wwids, state) = (candidate.wwids, candidate.state);
+        blocking(move || {
+            if let Some(content) = wwids {
+                write_atomic(&wwids_path, content.as_bytes())?;
+            }
+            if let Some(state) = state {
+                write_atomic(&state_path, state.as_bytes())?;
+            }
+            Ok(())
+        })
+        .await?;
+
+        client
+            .reconfigure()
+            .await
+            .map_err(ApplyError::Reconfigure)?;
+        self.wait_idle(client).await?;
+        outcome.reconfigured = true;
+        self.force_reconfigure = false;
         Ok(outcome)
     }
 
@@ -213,6 +279,108 @@ impl Applier {
     }
 }
 
+/// Run blocking file work on Tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApplyError> + Send + 'static,
+) -> Result<T, ApplyError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApplyError::Task)?
+}
+
+/// The candidate configuration, its drop-ins written.
+struct Candidate {
+    /// Drop-ins written or removed (relative to the root).
+    changed_dropins: Vec<String>,
+    /// What the changed drop-ins held before (`None`: they did not exist).
+    previous: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// The new wwids file, when it changes (written only once the parser agreed).
+    wwids: Option<String>,
+    /// The new agent state, when it changes.
+    state: Option<String>,
+}
+
+/// Render the configuration, write the drop-ins that changed (remembering what they held) and
+/// prepare the wwids file and the agent state. On a write failure the drop-ins already written
+/// are restored.
+fn write_candidate(
+    root: &Path,
+    config: &MultipathConfig,
+    overrides: &Overrides,
+) -> Result<Candidate, ApplyError> {
+    if !MULTIPATH_BINARIES.iter().any(|b| root.join(b).exists()) {
+        return Err(ApplyError::NotInstalled {
+            root: root.to_path_buf(),
+        });
+    }
+
+    // The wwids file first: it decides which foreign entries the baseline must keep.
+    let existing = read_optional(&root.join(WWIDS_PATH))?;
+    let ours_before = read_state(&root.join(STATE_PATH))?;
+    let wanted = config.allow_list();
+    let merge = merge_wwids_file(&existing, &wanted, &ours_before);
+    let foreign: BTreeSet<Wwid> = listed_wwids(&existing)
+        .into_iter()
+        .filter_map(|w| Wwid::new(w).ok())
+        .filter(|w| !ours_before.contains(w) && !wanted.contains(w))
+        .collect();
+
+    let baseline = render_baseline_keeping(config, &foreign).map_err(ApplyError::Render)?;
+    let overrides_text = render_overrides(overrides);
+    let mut candidate = Candidate {
+        changed_dropins: Vec::new(),
+        previous: Vec::new(),
+        wwids: (merge.changed && !(existing.is_empty() && wanted.is_empty()))
+            .then(|| merge.content.clone()),
+        state: (merge.added_by_us != ours_before)
+            .then(|| serde_json::to_string(&merge.added_by_us).unwrap_or_default()),
+    };
+    for (rel, content) in [
+        (BASELINE_PATH, baseline.as_deref()),
+        (OVERRIDES_PATH, overrides_text.as_deref()),
+    ] {
+        let path = root.join(rel);
+        match sync_file(&path, content) {
+            Ok(Synced::Unchanged) => {}
+            Ok(Synced::Changed { previous }) => {
+                candidate.changed_dropins.push(rel.to_owned());
+                candidate.previous.push((path, previous));
+            }
+            Err(e) => {
+                if let Err(restore_err) = restore(&candidate.previous) {
+                    return Err(ApplyError::NotRestored {
+                        refused: mpcluster_core::error_chain(&e),
+                        source: Box::new(restore_err),
+                    });
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(candidate)
+}
+
+/// Put the drop-ins back as they were: the same bytes, or no file.
+fn restore(previous: &[(PathBuf, Option<Vec<u8>>)]) -> Result<(), ApplyError> {
+    for (path, content) in previous.iter().rev() {
+        match content {
+            Some(bytes) => write_atomic(path, bytes)?,
+            None => match std::fs::remove_file(path) {
+                Ok(()) => fsync_dir(path)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(ApplyError::Io {
+                        action: "remove",
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
 fn read_optional(path: &Path) -> Result<String, ApplyError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(s),
@@ -238,8 +406,16 @@ fn read_state(path: &Path) -> Result<BTreeSet<Wwid>, ApplyError> {
     }))
 }
 
-/// Make `path` hold `content` (`None`: not exist). Returns whether anything changed.
-fn sync_file(path: &Path, content: Option<&str>) -> Result<bool, ApplyError> {
+/// What [`sync_file`] did.
+enum Synced {
+    /// The file already was as wanted.
+    Unchanged,
+    /// It was written or removed; it held `previous` before (`None`: it did not exist).
+    Changed { previous: Option<Vec<u8>> },
+}
+
+/// Make `path` hold `content` (`None`: not exist).
+fn sync_file(path: &Path, content: Option<&str>) -> Result<Synced, ApplyError> {
     let current = match std::fs::read(path) {
         Ok(c) => Some(c),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -252,20 +428,22 @@ fn sync_file(path: &Path, content: Option<&str>) -> Result<bool, ApplyError> {
         }
     };
     match (content, current) {
-        (Some(want), Some(have)) if want.as_bytes() == have.as_slice() => Ok(false),
-        (Some(want), _) => {
+        (Some(want), Some(have)) if want.as_bytes() == have.as_slice() => Ok(Synced::Unchanged),
+        (Some(want), previous) => {
             write_atomic(path, want.as_bytes())?;
-            Ok(true)
+            Ok(Synced::Changed { previous })
         }
-        (None, None) => Ok(false),
-        (None, Some(_)) => {
+        (None, None) => Ok(Synced::Unchanged),
+        (None, Some(current)) => {
             std::fs::remove_file(path).map_err(|source| ApplyError::Io {
                 action: "remove",
                 path: path.to_path_buf(),
                 source,
             })?;
             fsync_dir(path)?;
-            Ok(true)
+            Ok(Synced::Changed {
+                previous: Some(current),
+            })
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The multipathd CLI socket protocol as pure functions: framing, command validation and
-//! reply classification. No sockets here; [`crate::client`] and [`crate::fake`] do the I/O.
+//! reply classification. No sockets here; [`crate::client`] and the fake daemon (`fake`, a
+//! feature for tests) do the I/O.
 //!
 //! Wire format (multipath-tools 0.8.x to 0.14.x, `libmpathcmd/mpath_cmd.c`, `multipathd/uxlsnr.c`):
 //! a frame is a native-endian `size_t` length (8 bytes on 64-bit) followed by that many bytes,

@@ -37,8 +37,73 @@ impl IdError {
     }
 }
 
+/// A rule for the first or last character: the test, and the reason when it fails.
+type Edge = (fn(char) -> bool, &'static str);
+
+/// The rule of one identifier type, as data: checked in this order (the first broken part is
+/// the error), by [`Rule::check`].
+struct Rule {
+    /// Which identifier ("WWID", "node name", ...), for the error.
+    kind: &'static str,
+    /// Shortest length in bytes, and what is said below it.
+    min_len: usize,
+    too_short: &'static str,
+    /// Longest length in bytes, and its unit in the message (`longer than 64 characters`);
+    /// `show_len` adds the actual length.
+    max_len: usize,
+    unit: &'static str,
+    show_len: bool,
+    /// What the first and the last character must be, if anything, and what is said otherwise.
+    first: Option<Edge>,
+    last: Option<Edge>,
+    /// Characters that may not appear anywhere, and the rule said after `contains 'x'; `.
+    forbidden: fn(char) -> bool,
+    charset: &'static str,
+}
+
+impl Rule {
+    fn check(&self, v: &str) -> Result<(), IdError> {
+        let err = |reason: String| Err(IdError::new(self.kind, v, reason));
+        if v.len() < self.min_len {
+            return err(self.too_short.to_owned());
+        }
+        if v.len() > self.max_len {
+            let actual = if self.show_len {
+                format!(" ({} {})", v.len(), self.unit)
+            } else {
+                String::new()
+            };
+            return err(format!(
+                "longer than {} {}{actual}",
+                self.max_len, self.unit
+            ));
+        }
+        for (edge, rule) in [
+            (v.chars().next(), self.first),
+            (v.chars().last(), self.last),
+        ] {
+            if let (Some(c), Some((ok, reason))) = (edge, rule)
+                && !ok(c)
+            {
+                return err(reason.to_owned());
+            }
+        }
+        if let Some(c) = v.chars().find(|c| (self.forbidden)(*c)) {
+            return err(format!("contains {c:?}; {}", self.charset));
+        }
+        Ok(())
+    }
+}
+
+/// `[A-Za-z0-9._-]`, the character set of aliases, node names and storage ids.
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+const NAME_CHARSET: &str = "only A-Z, a-z, 0-9, '.', '_' and '-' are allowed";
+
 macro_rules! string_newtype {
-    ($(#[$doc:meta])* $name:ident, $validate:path) => {
+    ($(#[$doc:meta])* $name:ident, $rule:expr) => {
         $(#[$doc])*
         ///
         /// Shared (`Arc<str>`): cloning is a reference-count bump, which matters where the
@@ -47,10 +112,12 @@ macro_rules! string_newtype {
         pub struct $name(Arc<str>);
 
         impl $name {
+            const RULE: Rule = $rule;
+
             /// Validate and wrap.
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
-                $validate(&value)?;
+                Self::RULE.check(&value)?;
                 Ok($name(Arc::from(value)))
             }
 
@@ -119,149 +186,78 @@ pub const WWID_MAX_LEN: usize = 127;
 pub const ALIAS_MAX_LEN: usize = 64;
 /// Longest node name accepted (a DNS name).
 pub const NODE_NAME_MAX_LEN: usize = 253;
-
-fn validate_wwid(v: &str) -> Result<(), IdError> {
-    const KIND: &str = "WWID";
-    // Fast path for the common forms (NAA hex, T10 with '_', eui./nvme. with '.' and '-').
-    if !v.is_empty()
-        && v.len() <= WWID_MAX_LEN
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'))
-    {
-        return Ok(());
-    }
-    if v.is_empty() {
-        return Err(IdError::new(KIND, v, "must not be empty"));
-    }
-    if v.len() > WWID_MAX_LEN {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!("longer than {WWID_MAX_LEN} bytes ({} bytes)", v.len()),
-        ));
-    }
-    if let Some(c) = v.chars().find(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(c, '"' | '\'' | '/' | '#' | '!' | '{' | '}' | '\\')
-    }) {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!(
-                "contains {c:?}; whitespace, quotes, '/', '#', '!', braces, backslashes and control characters are not allowed"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_alias(v: &str) -> Result<(), IdError> {
-    const KIND: &str = "alias";
-    if v.is_empty() {
-        return Err(IdError::new(KIND, v, "must not be empty"));
-    }
-    if v.len() > ALIAS_MAX_LEN {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!("longer than {ALIAS_MAX_LEN} characters"),
-        ));
-    }
-    if let Some(c) = v
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!("contains {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"),
-        ));
-    }
-    Ok(())
-}
-
 /// Longest storage id accepted.
 pub const STORAGE_ID_MAX_LEN: usize = 64;
 
-fn validate_storage_id(v: &str) -> Result<(), IdError> {
-    const KIND: &str = "storage id";
-    if v.len() < 2 {
-        return Err(IdError::new(KIND, v, "must be at least 2 characters"));
-    }
-    if v.len() > STORAGE_ID_MAX_LEN {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!("longer than {STORAGE_ID_MAX_LEN} characters"),
-        ));
-    }
-    if !v.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(IdError::new(KIND, v, "must start with a letter"));
-    }
-    if !v.ends_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(IdError::new(KIND, v, "must end with a letter or digit"));
-    }
-    if let Some(c) = v
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!("contains {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_node_name(v: &str) -> Result<(), IdError> {
-    const KIND: &str = "node name";
-    if v.is_empty() {
-        return Err(IdError::new(KIND, v, "must not be empty"));
-    }
-    if v.len() > NODE_NAME_MAX_LEN {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!("longer than {NODE_NAME_MAX_LEN} characters"),
-        ));
-    }
-    if !v.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(IdError::new(KIND, v, "must start with a letter or digit"));
-    }
-    if let Some(c) = v
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(IdError::new(
-            KIND,
-            v,
-            format!("contains {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"),
-        ));
-    }
-    Ok(())
-}
-
 string_newtype!(
     /// A LUN's World Wide Identifier as multipathd reports it (e.g. `3600a098038303053453f463045727a2f`).
+    /// Any text a multipath.conf section can quote safely: NAA hex, T10 with `_`, `eui.`/`nvme.`
+    /// with `.` and `-`.
     Wwid,
-    validate_wwid
+    Rule {
+        kind: "WWID",
+        min_len: 1,
+        too_short: "must not be empty",
+        max_len: WWID_MAX_LEN,
+        unit: "bytes",
+        show_len: true,
+        first: None,
+        last: None,
+        forbidden: |c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '"' | '\'' | '/' | '#' | '!' | '{' | '}' | '\\')
+        },
+        charset: "whitespace, quotes, '/', '#', '!', braces, backslashes and control characters are not allowed",
+    }
 );
 string_newtype!(
     /// A multipath map alias (`alias` in a `multipath` section).
     Alias,
-    validate_alias
+    Rule {
+        kind: "alias",
+        min_len: 1,
+        too_short: "must not be empty",
+        max_len: ALIAS_MAX_LEN,
+        unit: "characters",
+        show_len: false,
+        first: None,
+        last: None,
+        forbidden: |c| !name_char(c),
+        charset: NAME_CHARSET,
+    }
 );
 string_newtype!(
     /// A storage definition's id (Proxmox `pve-storage-id` rules).
     StorageId,
-    validate_storage_id
+    Rule {
+        kind: "storage id",
+        min_len: 2,
+        too_short: "must be at least 2 characters",
+        max_len: STORAGE_ID_MAX_LEN,
+        unit: "characters",
+        show_len: false,
+        first: Some((|c| c.is_ascii_alphabetic(), "must start with a letter")),
+        last: Some((|c| c.is_ascii_alphanumeric(), "must end with a letter or digit")),
+        forbidden: |c| !name_char(c),
+        charset: NAME_CHARSET,
+    }
 );
 string_newtype!(
     /// A cluster node's name (its host name).
     NodeName,
-    validate_node_name
+    Rule {
+        kind: "node name",
+        min_len: 1,
+        too_short: "must not be empty",
+        max_len: NODE_NAME_MAX_LEN,
+        unit: "characters",
+        show_len: false,
+        first: Some((|c| c.is_ascii_alphanumeric(), "must start with a letter or digit")),
+        last: None,
+        forbidden: |c| !name_char(c),
+        charset: NAME_CHARSET,
+    }
 );
 
 #[cfg(test)]
@@ -321,6 +317,62 @@ mod tests {
         assert!(StorageId::new("mp.1_x").is_ok());
         for bad in ["", "a", "1abc", "abc-", "a b", "a:b"] {
             assert!(StorageId::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_rule_has_its_message() {
+        let reason = |e: IdError| e.reason;
+        let cases = [
+            (reason(Wwid::new("").unwrap_err()), "must not be empty"),
+            (
+                reason(Wwid::new("a".repeat(128)).unwrap_err()),
+                "longer than 127 bytes (128 bytes)",
+            ),
+            (
+                reason(Wwid::new("a\tb").unwrap_err()),
+                "contains '\\t'; whitespace, quotes, '/', '#', '!', braces, backslashes and control characters are not allowed",
+            ),
+            (
+                reason(Alias::new("a".repeat(65)).unwrap_err()),
+                "longer than 64 characters",
+            ),
+            (
+                reason(StorageId::new("a").unwrap_err()),
+                "must be at least 2 characters",
+            ),
+            (
+                reason(StorageId::new("x".repeat(65)).unwrap_err()),
+                "longer than 64 characters",
+            ),
+            (
+                reason(StorageId::new("1abc").unwrap_err()),
+                "must start with a letter",
+            ),
+            (
+                reason(StorageId::new("abc-").unwrap_err()),
+                "must end with a letter or digit",
+            ),
+            (
+                reason(StorageId::new("a:b").unwrap_err()),
+                "contains ':'; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed",
+            ),
+            (reason(NodeName::new("").unwrap_err()), "must not be empty"),
+            (
+                reason(NodeName::new("-x").unwrap_err()),
+                "must start with a letter or digit",
+            ),
+            (
+                reason(NodeName::new("x".repeat(254)).unwrap_err()),
+                "longer than 253 characters",
+            ),
+            (
+                reason(NodeName::new("a/b").unwrap_err()),
+                "contains '/'; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
         }
     }
 

@@ -9,7 +9,7 @@
 //! - [`snapshot`]: the cluster snapshot format (offline replay, support bundles).
 //! - [`status`]: status assembly from a snapshot: liveness, staleness, apply errors.
 //! - [`table`]: the human table rendering of a status.
-//! - [`synthetic`]: generated snapshots of any size (benchmarks, load tests, demo).
+//! - `synthetic` (feature `synthetic`): generated snapshots of any size (benchmarks, load tests).
 //! - [`multipathd`]: multipathd output model, parsers (JSON and raw text formats), map health.
 //! - [`payload`]: building the broadcast payload within its size budget, change detection.
 //! - [`pve_import`]: importing multipath and LVM storages from a Proxmox VE `storage.cfg`.
@@ -23,11 +23,14 @@ pub mod multipathd;
 pub mod payload;
 pub mod pve_import;
 pub mod rollup;
+#[cfg(feature = "schema")]
+mod schema;
 mod serde_util;
 pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod storage;
+#[cfg(feature = "synthetic")]
 pub mod synthetic;
 pub mod table;
 pub mod tokens;

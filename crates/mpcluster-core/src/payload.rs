@@ -112,6 +112,7 @@ pub fn encode_broadcast_within(
 
 /// The per-path detail value: the node report plus its time and truncation count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct DetailPayload {
     /// Unix time (seconds) of the report.

@@ -53,6 +53,7 @@ pub struct RollupInput<'a> {
 
 /// One cell of the matrix: a LUN on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Cell {
     /// The map's state on this node.
     pub state: MapState,
@@ -64,6 +65,7 @@ pub struct Cell {
         skip_serializing_if = "Option::is_none",
         with = "crate::serde_util::present_or_null"
     )]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<u64>))]
     pub paths_active: Option<Option<u64>>,
     /// All paths; present exactly when `paths_active` is.
     #[serde(
@@ -72,9 +74,11 @@ pub struct Cell {
         skip_serializing_if = "Option::is_none",
         with = "crate::serde_util::present_or_null"
     )]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<u64>))]
     pub paths_total: Option<Option<u64>>,
     /// The transport the reporter named, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>))]
     pub transport: Option<Arc<str>>,
 }
 
@@ -102,6 +106,7 @@ impl Cell {
 
 /// One row of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct LunStatus {
     /// The LUN's WWID.
     pub wwid: Wwid,

@@ -55,6 +55,7 @@ pub mod doc_names {
 
 /// A cluster snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// Format version; must be [`SNAPSHOT_VERSION`].
     pub version: u32,
@@ -83,6 +84,7 @@ pub struct Snapshot {
 
 /// The part of the multipath configuration the status needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SnapshotConfig {
     /// The WWID allow-list.
     #[serde(default)]
@@ -94,6 +96,7 @@ pub struct SnapshotConfig {
 
 /// A cluster member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Member {
     /// Whether the node is currently a live member (`true`/`false` or `1`/`0`).
     #[serde(deserialize_with = "crate::serde_util::bool_or_int::deserialize")]
@@ -102,6 +105,7 @@ pub struct Member {
 
 /// The node KV keys the status engine reads, each `{node: raw string}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct KvSnapshot {
     /// Health broadcasts.
     #[serde(default)]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// current information" (offline or stale node, unrecognized peer state) and never drives the
 /// roll-up: it ranks below `Optimal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum MapState {
     /// Every path usable.

@@ -17,6 +17,7 @@ use crate::state::MapState;
 
 /// The cluster status: `{ "luns": [...], "nodes": {...} }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Status {
     /// The matrix rows, sorted by WWID.
     pub luns: Vec<LunStatus>,
@@ -26,6 +27,7 @@ pub struct Status {
 
 /// What is known about a node's agent when that is itself the problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentIssue {
     /// A storage expects the node, but no agent there ever joined the cluster or broadcast:
@@ -48,6 +50,7 @@ impl AgentIssue {
 
 /// A node's reported problems.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct NodeIssues {
     /// The node's agent itself is the problem (e.g. never seen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +69,7 @@ pub struct NodeIssues {
         skip_serializing_if = "Option::is_none",
         with = "crate::serde_util::present_or_null"
     )]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<i64>))]
     pub apply_time: Option<Option<i64>>,
     /// The node could not collect its multipath state.
     #[serde(
@@ -81,6 +85,7 @@ pub struct NodeIssues {
         skip_serializing_if = "Option::is_none",
         with = "crate::serde_util::present_or_null"
     )]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<i64>))]
     pub collect_time: Option<Option<i64>>,
 }
 
@@ -98,6 +103,7 @@ pub struct Assembly {
 
 /// What the cluster knows about one node (the `cluster/nodes` view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct NodeOverview {
     /// The node.
     pub node: NodeName,
@@ -277,9 +283,7 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
     let mut nodes: BTreeMap<NodeName, NodeIssues> = BTreeMap::new();
     // Expected nodes nobody has heard from: say why their cells read `unknown`.
     for node in &snap.expectations.nodes {
-        if !standalone
-            && !snap.members.contains_key(node)
-            && !snap.kv.multipath.contains_key(node)
+        if !standalone && !snap.members.contains_key(node) && !snap.kv.multipath.contains_key(node)
         {
             nodes.entry(node.clone()).or_default().agent = Some(AgentIssue::NeverSeen);
         }

@@ -34,25 +34,21 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian, no time zone database).
+/// A time outside the years -9999 to 9999 (only a broken or hostile peer sends one) is shown
+/// as `@SECONDS`.
 pub fn format_unix_utc(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    match time::OffsetDateTime::from_unix_timestamp(t) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ),
+        Err(_) => format!("@{t}"),
+    }
 }
 
 /// Make peer-supplied text safe for a terminal: control characters (newlines, escapes) are
@@ -184,21 +180,19 @@ pub fn render(status: &Status, opts: TableOptions) -> String {
             if let Some(a) = issues.agent {
                 let _ = writeln!(out, "  {node}: {}", a.describe());
             }
-            if let Some(e) = &issues.apply_error {
-                let _ = writeln!(
-                    out,
-                    "  {node}: config apply failed{}: {}",
-                    when(&issues.apply_time),
-                    terminal_safe(e)
-                );
-            }
-            if let Some(e) = &issues.collect_error {
-                let _ = writeln!(
-                    out,
-                    "  {node}: collection failed{}: {}",
-                    when(&issues.collect_time),
-                    terminal_safe(e)
-                );
+            let failures = [
+                ("config apply", &issues.apply_error, &issues.apply_time),
+                ("collection", &issues.collect_error, &issues.collect_time),
+            ];
+            for (what, error, time) in failures {
+                if let Some(e) = error {
+                    let _ = writeln!(
+                        out,
+                        "  {node}: {what} failed{}: {}",
+                        when(time),
+                        terminal_safe(e)
+                    );
+                }
             }
         }
     }
@@ -225,6 +219,8 @@ mod tests {
         assert_eq!(format_unix_utc(1_796_000_000), "2026-11-30 00:53:20 UTC");
         assert_eq!(format_unix_utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(format_unix_utc(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(format_unix_utc(253_402_300_799), "9999-12-31 23:59:59 UTC");
+        assert_eq!(format_unix_utc(i64::MAX), format!("@{}", i64::MAX));
     }
 
     #[test]

@@ -370,66 +370,43 @@ pub enum ExpireError {
     Past(String),
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-fn num(s: &str, len: usize) -> Option<i64> {
+/// `s` if it is exactly `len` ASCII digits.
+fn num<T: FromStr>(s: &str, len: usize) -> Option<T> {
     (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
 }
 
-fn parse_date(s: &str) -> Option<i64> {
+/// `YYYY-MM-DD`, a real calendar date.
+fn parse_date(s: &str) -> Option<time::Date> {
     let mut it = s.split('-');
     let (y, m, d) = (
         num(it.next()?, 4)?,
-        num(it.next()?, 2)?,
+        num::<u8>(it.next()?, 2)?,
         num(it.next()?, 2)?,
     );
-    if it.next().is_some() || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+    if it.next().is_some() {
         return None;
     }
-    Some(days_from_civil(y, m, d) * 86_400)
+    time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()
 }
 
-fn parse_clock(s: &str) -> Option<i64> {
+/// `HH:MM` or `HH:MM:SS` (no leap second).
+fn parse_clock(s: &str) -> Option<time::Time> {
     let parts: Vec<&str> = s.split(':').collect();
-    let (h, mi, sec) = match parts.as_slice() {
+    let (h, m, sec) = match parts.as_slice() {
         [h, m] => (num(h, 2)?, num(m, 2)?, 0),
         [h, m, s] => (num(h, 2)?, num(m, 2)?, num(s, 2)?),
         _ => return None,
     };
-    (h < 24 && mi < 60 && sec < 60).then_some(h * 3600 + mi * 60 + sec)
+    time::Time::from_hms(h, m, sec).ok()
+}
+
+/// Unix seconds of `date` at `clock`, UTC.
+fn unix_utc(date: time::Date, clock: time::Time) -> i64 {
+    time::PrimitiveDateTime::new(date, clock)
+        .assume_utc()
+        .unix_timestamp()
 }
 
 /// Parse an expiry (unix s), which must lie after `now`:
@@ -460,9 +437,12 @@ pub fn parse_expire(text: &str, now: i64) -> Result<i64, ExpireError> {
             .ok_or_else(syntax)?
     } else if let Some((date, clock)) = t.split_once(['T', ' ']) {
         let clock = clock.strip_suffix('Z').ok_or_else(syntax)?;
-        parse_date(date).ok_or_else(syntax)? + parse_clock(clock).ok_or_else(syntax)?
+        unix_utc(
+            parse_date(date).ok_or_else(syntax)?,
+            parse_clock(clock).ok_or_else(syntax)?,
+        )
     } else {
-        parse_date(t).ok_or_else(syntax)?
+        unix_utc(parse_date(t).ok_or_else(syntax)?, time::Time::MIDNIGHT)
     };
     if at <= now {
         return Err(ExpireError::Past(format_time(at)));
@@ -470,16 +450,10 @@ pub fn parse_expire(text: &str, now: i64) -> Result<i64, ExpireError> {
     Ok(at)
 }
 
-/// A unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+/// A unix time as `YYYY-MM-DD HH:MM:SS UTC` (the same text as
+/// [`table::format_unix_utc`](crate::table::format_unix_utc)).
 pub fn format_time(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    crate::table::format_unix_utc(unix)
 }
 
 #[cfg(test)]
@@ -602,10 +576,11 @@ mod tests {
             parse_expire("2020-01-01", now),
             Err(ExpireError::Past(_))
         ));
-        for days in [-800_000, -1, 0, 1, 59, 60, 365, 10_957, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
+        for date in ["2024-02-29", "2100-03-01", "2400-02-29", "9999-12-31"] {
+            let at = parse_expire(date, now).unwrap();
+            assert_eq!(format_time(at), format!("{date} 00:00:00 UTC"));
         }
+        assert!(parse_expire("2100-02-29", now).is_err(), "not a leap year");
     }
 
     #[test]

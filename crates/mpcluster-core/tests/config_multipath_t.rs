@@ -1,6 +1,9 @@
 //! The rendered drop-ins against the REAL multipath-tools: `multipath -t` (parse the
 //! configuration, print the effective one) inside a private mount namespace, with an overlay
-//! over `/etc` so the host is untouched.
+//! over `/etc` so the host is untouched. Also the property that the overrides validator and the
+//! real parser agree: documents covering every keyword of multipath-tools 0.9.4's `device`,
+//! `overrides` and `protocol` tables pass our validation and the real parser reads them without
+//! a complaint.
 //!
 //! Needs root (unshare -m), `unshare` and `multipath` (Debian multipath-tools). Under `CI=true`
 //! anything missing is a failure; otherwise the test prints why it skips and passes.
@@ -12,10 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use config_common::{VENDOR_OVERRIDES, rich, vendor_overrides};
+use mpcluster_core::config::keywords::{self, Keyword, KeywordStatus};
 use mpcluster_core::config::overrides::{Token, tokenize_line};
 use mpcluster_core::config::render::wwid_regex;
 use mpcluster_core::config::{
-    BASELINE_FILE_NAME, FIXED_DEFAULTS, OVERRIDES_FILE_NAME, render_baseline, render_overrides,
+    BASELINE_FILE_NAME, FIXED_DEFAULTS, OVERRIDES_FILE_NAME, Overrides, read_parser_stderr,
+    render_baseline, render_overrides,
 };
 
 fn ci() -> bool {
@@ -141,17 +146,16 @@ fn write(dir: &Path, name: &str, content: &str) {
     std::fs::write(dir.join(name), content).unwrap();
 }
 
-#[test]
-fn multipath_t_accepts_the_rendered_files() {
+/// Run the real `multipath -t` on the two drop-ins (and an empty `/etc/multipath.conf`):
+/// `(stdout, stderr)`, or `None` when it cannot run here (after [`skip`]).
+fn multipath_t(baseline: &str, overrides: &str) -> Option<(String, String)> {
     let Some(multipath) = find_multipath() else {
-        return skip("multipath (multipath-tools) is not installed");
+        skip("multipath (multipath-tools) is not installed");
+        return None;
     };
-    let cfg = rich();
-    let baseline = render_baseline(&cfg).unwrap().unwrap();
-    let overrides = render_overrides(&vendor_overrides()).unwrap();
     let tmp = TempDir::new();
-    write(&tmp.0, "baseline.conf", &baseline);
-    write(&tmp.0, "overrides.conf", &overrides);
+    write(&tmp.0, "baseline.conf", baseline);
+    write(&tmp.0, "overrides.conf", overrides);
 
     let out = match Command::new("unshare")
         .args([
@@ -169,22 +173,37 @@ fn multipath_t_accepts_the_rendered_files() {
         .output()
     {
         Ok(out) => out,
-        Err(e) => return skip(&format!("cannot run unshare: {e}")),
+        Err(e) => {
+            skip(&format!("cannot run unshare: {e}"));
+            return None;
+        }
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.code() == Some(SETUP_FAILED) || (!out.status.success() && stdout.is_empty()) {
-        return skip(&format!(
+        skip(&format!(
             "cannot set up a private mount namespace with an overlay over /etc (needs root): \
              {}: {stderr}",
             out.status
         ));
+        return None;
     }
     assert!(
         out.status.success(),
         "multipath -t: {}\n{stderr}",
         out.status
     );
+    Some((stdout, stderr))
+}
+
+#[test]
+fn multipath_t_accepts_the_rendered_files() {
+    let cfg = rich();
+    let baseline = render_baseline(&cfg).unwrap().unwrap();
+    let overrides = render_overrides(&vendor_overrides()).unwrap();
+    let Some((stdout, stderr)) = multipath_t(&baseline, &overrides) else {
+        return;
+    };
 
     // multipath reports config problems on stderr (exit code 0): there must be none
     let complaints: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -302,5 +321,192 @@ fn exception_regexes_match_only_their_wwid() {
             format!("{w}\n"),
             "{w}"
         );
+    }
+}
+
+/// A value multipath-tools 0.9.4 parses for `keyword` (from the multipath.conf(5) man page of
+/// 0.9.4; a number where the keyword takes one).
+fn sample_value(keyword: &str) -> &'static str {
+    match keyword {
+        "alias_prefix" => "mpath",
+        "all_tg_pt"
+        | "deferred_remove"
+        | "flush_on_last_del"
+        | "ghost_delay"
+        | "recheck_wwid"
+        | "skip_kpartx"
+        | "user_friendly_names"
+        | "delay_wait_checks"
+        | "delay_watch_checks" => "no",
+        "detect_checker" | "detect_prio" | "retain_attached_hw_handler" => "yes",
+        "checker" | "path_checker" => "tur",
+        "dev_loss_tmo" => "60",
+        "eh_deadline" => "10",
+        "failback" => "immediate",
+        "fast_io_fail_tmo" => "5",
+        "features" => "0",
+        "hardware_handler" => "1 alua",
+        "marginal_path_double_failed_time" => "60",
+        "marginal_path_err_rate_threshold" => "10",
+        "marginal_path_err_recheck_gap_time" => "600",
+        "marginal_path_err_sample_time" => "120",
+        "max_sectors_kb" => "1024",
+        "no_path_retry" => "queue",
+        "path_grouping_policy" => "group_by_prio",
+        "path_selector" => "service-time 0",
+        "prio" => "alua",
+        "prio_args" => "exclusive_pref_bit",
+        "product" => "MPCLUSTER-PROP.*",
+        "product_blacklist" => "LUNZ",
+        "revision" => "1.0",
+        "rr_min_io" => "1000",
+        "rr_min_io_rq" => "1",
+        "rr_weight" => "uniform",
+        "san_path_err_forget_rate" | "san_path_err_recovery_time" | "san_path_err_threshold" => {
+            "100"
+        }
+        "type" => "scsi:fcp",
+        "uid_attribute" => "ID_SERIAL",
+        "vendor" => "MPCLUSTER",
+        "vpd_vendor" => "hp3par",
+        other => panic!("no sample value for {other}: add one"),
+    }
+}
+
+/// The applied keywords of `table`; with `alias`, `checker` instead of `path_checker` (the two
+/// set one value, so a section takes only one of them).
+fn applied(table: &[Keyword], alias: bool) -> Vec<&'static str> {
+    table
+        .iter()
+        .filter(|k| k.status == KeywordStatus::Accepted)
+        .map(|k| k.name)
+        .filter(|n| {
+            if alias {
+                *n != "path_checker"
+            } else {
+                *n != "checker"
+            }
+        })
+        .collect()
+}
+
+fn lines(indent: &str, keywords: &[&str]) -> String {
+    keywords
+        .iter()
+        .map(|k| format!("{indent}{k} \"{}\"\n", sample_value(k)))
+        .collect()
+}
+
+/// Documents that together use every applied keyword of the three tables, every protocol
+/// type, both spellings of the path checker, plus the real-world fixture.
+fn generated_documents() -> Vec<(String, String)> {
+    let mut docs = Vec::new();
+    for alias in [false, true] {
+        let device = applied(keywords::DEVICE, alias);
+        let overrides = applied(keywords::OVERRIDES, alias);
+        let protocol: Vec<&str> = applied(keywords::PROTOCOL, alias);
+        docs.push((
+            format!("every keyword (checker alias: {alias})"),
+            format!(
+                "devices {{\n\tdevice {{\n{}\t}}\n}}\noverrides {{\n{}\tprotocol {{\n{}\t}}\n}}\n",
+                lines("\t\t", &device),
+                lines("\t", &overrides),
+                lines("\t\t", &protocol),
+            ),
+        ));
+    }
+    let mut protocols = String::from("overrides {\n");
+    for t in keywords::PROTOCOL_TYPES {
+        protocols.push_str(&format!(
+            "\tprotocol {{\n\t\ttype \"{t}\"\n\t\tdev_loss_tmo 30\n\t}}\n"
+        ));
+    }
+    protocols.push_str("}\n");
+    docs.push(("every protocol type".into(), protocols));
+    // several minimal device entries: vendor and product are all they need
+    docs.push((
+        "minimal devices".into(),
+        "devices {\n\tdevice {\n\t\tvendor A\n\t\tproduct B\n\t}\n\tdevice {\n\t\tproduct \"x y\"\n\t\tvendor \"\"\n\t}\n}\n"
+            .into(),
+    ));
+    docs.push((
+        "real-world".into(),
+        include_str!("fixtures/overrides/real-world.conf").into(),
+    ));
+    docs
+}
+
+#[test]
+fn every_document_the_validator_accepts_the_real_parser_reads_without_complaint() {
+    let docs = generated_documents();
+    // the generated documents use every keyword of each table
+    for table in [keywords::DEVICE, keywords::OVERRIDES, keywords::PROTOCOL] {
+        for k in table.iter().filter(|k| k.status == KeywordStatus::Accepted) {
+            assert!(
+                docs.iter().any(|(_, d)| d
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{} ", k.name)))),
+                "{} not covered",
+                k.name
+            );
+        }
+    }
+    let baseline = render_baseline(&rich()).unwrap().unwrap();
+    for (what, text) in &docs {
+        let overrides = Overrides::parse(text.as_str())
+            .unwrap_or_else(|e| panic!("{what}: the validator refuses it: {e:?}\n{text}"));
+        let rendered = render_overrides(&overrides).unwrap();
+        let Some((stdout, stderr)) = multipath_t(&baseline, &rendered) else {
+            return;
+        };
+        let output = read_parser_stderr(&stderr);
+        for c in &output.complaints {
+            assert!(
+                !c.contains("invalid keyword")
+                    && !c.contains("missing vendor or product")
+                    && !c.contains("missing type")
+                    && !c.contains("duplicate keyword")
+                    && !c.contains("deprecated"),
+                "{what}: multipath -t: {c}\n{text}"
+            );
+        }
+        // the sample values are valid too: nothing at all to complain about
+        assert!(
+            !output.has_complaints(),
+            "{what}: multipath -t complained: {:#?}\n{text}",
+            output.complaints
+        );
+        // nothing was dropped: each device entry and each protocol entry is in the output
+        let top = parse_config(&stdout);
+        for (vendor, product) in text.split("device {").skip(1).map(|d| {
+            let body = d.split('}').next().unwrap();
+            let entry = parse_config(&format!("device {{{body}}}\n"));
+            let dev = entry.child("device");
+            (
+                dev.value("vendor").unwrap().to_owned(),
+                dev.value("product").unwrap().to_owned(),
+            )
+        }) {
+            assert!(
+                top.child("devices")
+                    .children
+                    .iter()
+                    .any(|d| d.value("vendor") == Some(vendor.as_str())
+                        && d.value("product") == Some(product.as_str())),
+                "{what}: device {vendor:?} {product:?} dropped"
+            );
+        }
+        let protocols = text.matches("protocol {").count();
+        if protocols > 0 {
+            assert_eq!(
+                top.child("overrides")
+                    .children
+                    .iter()
+                    .filter(|c| c.name == "protocol")
+                    .count(),
+                protocols,
+                "{what}: a protocol entry was dropped"
+            );
+        }
     }
 }

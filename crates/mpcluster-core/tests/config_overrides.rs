@@ -127,10 +127,10 @@ fn rejects_managed_sections() {
     }
     // hidden after valid sections, and a nested one
     let errs = rejection(
-        "overrides {\n}\ndevices {\n\tdevice {\n\t}\n}\ndefaults {\n\tpolling_interval 1\n}\n",
+        "overrides {\n}\ndevices {\n\tdevice {\n\t\tvendor V\n\t\tproduct P\n\t}\n}\ndefaults {\n\tpolling_interval 1\n}\n",
     );
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("line 7: section \"defaults\""));
+    assert!(errs[0].starts_with("line 9: section \"defaults\""));
     let errs = rejection("devices {\n\tdefaults {\n\t}\n}\n");
     assert_eq!(
         errs,
@@ -157,7 +157,7 @@ fn every_rejection_reason_with_its_message() {
         ),
         (
             "unclosed section",
-            "devices {\n\tdevice {\n\t\tvendor X\n\t}\n".into(),
+            "devices {\n\tdevice {\n\t\tvendor X\n\t\tproduct Y\n\t}\n".into(),
         ),
         ("extra close", "overrides {\n}\n}\n".into()),
         ("outside sections", "polling_interval 5\n".into()),
@@ -188,7 +188,7 @@ fn every_rejection_reason_with_its_message() {
         ),
         (
             "text after quote",
-            "overrides {\n\tvendor \"a\" b\n}\n".into(),
+            "overrides {\n\tprio_args \"a\" b\n}\n".into(),
         ),
         (
             "brace after value",
@@ -218,7 +218,7 @@ fn every_rejection_reason_with_its_message() {
 #[test]
 fn line_length_limit_is_multipaths_buffer() {
     // 1022 bytes + '\n' = 1023 bytes fit fgets' 1024-byte buffer; 1023 bytes do not
-    let line = |n: usize| format!("\tvendor \"{}\"", "v".repeat(n - 10));
+    let line = |n: usize| format!("\tprio_args \"{}\"", "v".repeat(n - 13));
     assert_eq!(line(1022).len(), 1022);
     Overrides::parse(format!("overrides {{\n{}\n}}\n", line(1022))).unwrap();
     let errs = rejection(&format!("overrides {{\n{}\n}}\n", line(1023)));
@@ -268,5 +268,204 @@ fn stored_form_is_a_json_string() {
             .unwrap_err()
             .to_string()
             .starts_with("invalid overrides: overrides: line 1: section \"defaults\"")
+    );
+}
+
+/// Real-world device entries (NetApp, Pure, 3PAR, Dell EMC, IBM) and an `overrides` section
+/// with `protocol` subsections; `config_multipath_t.rs` runs the same file through the real
+/// parser.
+pub const REAL_WORLD: &str = include_str!("fixtures/overrides/real-world.conf");
+
+#[test]
+fn accepts_real_world_device_entries() {
+    let o = Overrides::parse(REAL_WORLD).unwrap();
+    assert_eq!(o.as_str(), REAL_WORLD);
+    assert!(!o.is_empty());
+}
+
+/// A device entry around `body` (vendor and product given).
+fn in_device(body: &str) -> String {
+    format!("devices {{\n\tdevice {{\n\t\tvendor \"V\"\n\t\tproduct \"P\"\n{body}\t}}\n}}\n")
+}
+
+#[test]
+fn unknown_keyword_is_refused_with_its_line_and_section() {
+    // what multipath -t says about this: "line 3, invalid keyword in the device section"
+    let errs = rejection(
+        "devices {\n\tdevice {\n\t\tno_such_keyword 1\n\t\tvendor \"X\"\n\t\tproduct \"Y\"\n\t}\n}\n",
+    );
+    assert_eq!(
+        errs,
+        [
+            "line 3: unknown keyword \"no_such_keyword\" in section \"device\": multipath-tools 0.9.4 would log \"invalid keyword in the device section\" and skip the line"
+        ]
+    );
+}
+
+#[test]
+fn keywords_multipath_would_skip_or_drop_are_refused() {
+    let cases: Vec<(&str, String)> = vec![
+        ("unknown keyword", in_device("\t\tno_such_keyword 1\n")),
+        (
+            "misspelled vendor (the entry loses its vendor)",
+            "devices {\n\tdevice {\n\t\tvendr \"NETAPP\"\n\t\tproduct \"LUN.*\"\n\t}\n}\n".into(),
+        ),
+        ("misspelled keyword", in_device("\t\tpath_checkr tur\n")),
+        (
+            "missing vendor",
+            "devices {\n\tdevice {\n\t\tproduct \"LUN.*\"\n\t\tno_path_retry queue\n\t}\n}\n"
+                .into(),
+        ),
+        (
+            "missing product",
+            "devices {\n\tdevice {\n\t\tvendor \"NETAPP\"\n\t}\n}\n".into(),
+        ),
+        ("empty device", "devices {\n\tdevice {\n\t}\n}\n".into()),
+        (
+            "deprecated and ignored in device",
+            in_device(
+                "\t\tgetuid_callout \"/lib/udev/scsi_id -g -u -d /dev/%n\"\n\t\tpg_timeout 10\n",
+            ),
+        ),
+        (
+            "deprecated and ignored in overrides",
+            "overrides {\n\tgetuid_callout \"/bin/true\"\n}\n".into(),
+        ),
+        (
+            "defaults keyword in device",
+            in_device("\t\tpolling_interval 5\n"),
+        ),
+        (
+            "defaults keyword in overrides",
+            "overrides {\n\tfind_multipaths yes\n}\n".into(),
+        ),
+        (
+            "multipaths-only keyword in overrides",
+            "overrides {\n\talias db\n\twwid 3600a098038303053453f463045727a2f\n}\n".into(),
+        ),
+        (
+            "device-only keyword in overrides",
+            "overrides {\n\thardware_handler \"1 alua\"\n\tvendor NETAPP\n}\n".into(),
+        ),
+        (
+            "overrides keyword in protocol",
+            "overrides {\n\tprotocol {\n\t\ttype \"scsi:fcp\"\n\t\tno_path_retry queue\n\t}\n}\n"
+                .into(),
+        ),
+        (
+            "protocol without type",
+            "overrides {\n\tprotocol {\n\t\tfast_io_fail_tmo 5\n\t}\n}\n".into(),
+        ),
+        (
+            "protocol with an unknown type",
+            "overrides {\n\tprotocol {\n\t\ttype \"nvme\"\n\t}\n}\n".into(),
+        ),
+        (
+            "type directly in overrides",
+            "overrides {\n\ttype \"scsi:fcp\"\n}\n".into(),
+        ),
+        (
+            "repeated keyword",
+            in_device("\t\tno_path_retry queue\n\t\tno_path_retry 5\n"),
+        ),
+        (
+            "checker and path_checker",
+            "overrides {\n\tpath_checker tur\n\tchecker directio\n}\n".into(),
+        ),
+        ("case matters", in_device("\t\tNo_Path_Retry queue\n")),
+    ];
+    let mut report = String::new();
+    for (what, text) in &cases {
+        let errs = rejection(text);
+        assert!(!errs.is_empty(), "{what}");
+        for e in &errs {
+            assert!(e.starts_with("line "), "{what}: {e}");
+        }
+        report.push_str(&format!("{what}:\n"));
+        for e in errs {
+            report.push_str(&format!("  {e}\n"));
+        }
+    }
+    insta::assert_snapshot!("keyword_rejections", report);
+}
+
+#[test]
+fn every_keyword_error_is_reported_at_once_up_to_the_limit() {
+    let text = "devices {\n\tdevice {\n\t\tvendr X\n\t\tprodct Y\n\t\tpolling_interval 5\n\t}\n}\noverrides {\n\talias a\n\tprotocol {\n\t}\n}\n";
+    let errs = rejection(text);
+    let lines: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        ["line 3", "line 4", "line 5", "line 6", "line 9", "line 11"],
+        "{errs:#?}"
+    );
+    assert!(
+        errs[3].contains("has no \"vendor\" and no \"product\""),
+        "{errs:#?}"
+    );
+
+    // a document of nothing but mistakes: at most 50 errors
+    let mut text = String::from("overrides {\n");
+    for i in 0..200 {
+        text.push_str(&format!("\tbogus_{i} 1\n"));
+    }
+    text.push_str("}\n");
+    assert_eq!(rejection(&text).len(), 50);
+}
+
+#[test]
+fn every_table_keyword_is_accepted_in_its_section_and_only_deprecated_ones_refused() {
+    use mpcluster_core::config::keywords::{self, KeywordStatus};
+    for (section, table) in [
+        ("device", keywords::DEVICE),
+        ("overrides", keywords::OVERRIDES),
+        ("protocol", keywords::PROTOCOL),
+    ] {
+        for k in table {
+            let value = if k.name == "type" { "scsi:fcp" } else { "1" };
+            let line = format!("{} \"{value}\"\n", k.name);
+            let text = match section {
+                "device" if matches!(k.name, "vendor" | "product") => {
+                    "devices {\ndevice {\nvendor V\nproduct P\n}\n}\n".to_owned()
+                }
+                "device" => format!("devices {{\ndevice {{\nvendor V\nproduct P\n{line}}}\n}}\n"),
+                "overrides" => format!("overrides {{\n{line}}}\n"),
+                _ if k.name == "type" => format!("overrides {{\nprotocol {{\n{line}}}\n}}\n"),
+                _ => format!("overrides {{\nprotocol {{\ntype scsi:fcp\n{line}}}\n}}\n"),
+            };
+            let result = Overrides::parse(&text);
+            match k.status {
+                KeywordStatus::Accepted => {
+                    assert!(result.is_ok(), "{section} {}: {result:?}", k.name);
+                }
+                _ => {
+                    let errs = result.unwrap_err();
+                    assert!(
+                        errs.errors()[0].message.contains("deprecated"),
+                        "{section} {}: {errs:?}",
+                        k.name
+                    );
+                }
+            }
+        }
+    }
+    for t in keywords::PROTOCOL_TYPES {
+        Overrides::parse(format!(
+            "overrides {{\n\tprotocol {{\n\t\ttype \"{t}\"\n\t}}\n}}\n"
+        ))
+        .unwrap();
+    }
+}
+
+#[test]
+fn content_of_refused_sections_is_not_judged_again() {
+    // one message per refused section, not one per line in it
+    let errs = rejection("multipaths {\n\tmultipath {\n\t\twwid x\n\t\talias y\n\t}\n}\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("line 1: section \"multipaths\""));
+    let errs = rejection("defaults {\n\tpolling_interval 5\n");
+    assert_eq!(
+        errs[1],
+        "unbalanced braces: \"defaults\" opened at line 1 is not closed"
     );
 }

@@ -95,8 +95,7 @@ fn assert_same(script: &PathBuf, name: &str, snap: &Value) {
     let want = oracle(script, snap);
     let have = ours(snap);
     assert_eq!(
-        have,
-        want,
+        have, want,
         "{name}: status differs from the seed's rules\nsnapshot: {snap}\nours:   {have}\noracle: {want}"
     );
 }
@@ -216,14 +215,7 @@ fn seed_cases() -> Vec<(&'static str, Value)> {
         ),
         (
             "without expected set the silent node is absent",
-            seed_case(
-                &["wA"],
-                json!({}),
-                json!({}),
-                expected_kv,
-                exp_online,
-                None,
-            ),
+            seed_case(&["wA"], json!({}), json!({}), expected_kv, exp_online, None),
         ),
         (
             "off-list WWID synthesizes no missing cells",
@@ -314,7 +306,10 @@ impl Rng {
         self.below(100) < percent
     }
     fn subset<'a>(&mut self, from: &[&'a str], percent: u64) -> Vec<&'a str> {
-        from.iter().copied().filter(|_| self.chance(percent)).collect()
+        from.iter()
+            .copied()
+            .filter(|_| self.chance(percent))
+            .collect()
     }
 }
 
@@ -327,7 +322,9 @@ const WWIDS: [&str; 6] = [
     "36001405aa000000000000e",
     "eui.0025388b91d0f0f1",
 ];
-const STATES: [&str; 6] = ["optimal", "degraded", "failed", "missing", "unknown", "weird"];
+const STATES: [&str; 6] = [
+    "optimal", "degraded", "failed", "missing", "unknown", "weird",
+];
 
 fn random_snapshot(rng: &mut Rng) -> Value {
     let stale_after = [None, Some(180), Some(30)][rng.below(3) as usize];
@@ -353,7 +350,11 @@ fn random_snapshot(rng: &mut Rng) -> Value {
         for w in rng.subset(&WWIDS, 50) {
             let total = rng.below(5);
             let active = rng.below(total + 1);
-            let mut e = entry(STATES[rng.below(STATES.len() as u64) as usize], active, total);
+            let mut e = entry(
+                STATES[rng.below(STATES.len() as u64) as usize],
+                active,
+                total,
+            );
             if rng.chance(50) {
                 e["transport"] = json!(["iscsi", "fc", "nvme"][rng.below(3) as usize]);
             }
@@ -448,7 +449,10 @@ fn deviations_are_the_documented_ones() {
     // A non-object map entry: the seed dies on it (the whole status fails); we drop the entry.
     let snap = base(json!({"wA": "optimal"}));
     let out = run_oracle(&script, &snap);
-    assert!(!out.status.success(), "the seed fails on a non-object entry");
+    assert!(
+        !out.status.success(),
+        "the seed fails on a non-object entry"
+    );
     assert_eq!(
         cell(&ours(&snap), "n2"),
         json!({"state": "missing"}),
@@ -467,7 +471,9 @@ fn deviations_are_the_documented_ones() {
     );
 
     // A non-string transport: the seed passes it through; we leave it out.
-    let snap = base(json!({"wA": {"state": "optimal", "paths-active": 2, "paths-total": 2, "transport": 7}}));
+    let snap = base(
+        json!({"wA": {"state": "optimal", "paths-active": 2, "paths-total": 2, "transport": 7}}),
+    );
     assert_eq!(cell(&oracle(&script, &snap), "n2")["transport"], json!(7));
     assert_eq!(cell(&ours(&snap), "n2").get("transport"), None);
 
@@ -481,8 +487,12 @@ fn deviations_are_the_documented_ones() {
 
     // A non-string apply error: the seed shows whatever is there; we ignore it.
     let mut snap = base(json!({"wA": entry("optimal", 2, 2)}));
-    snap["kv"]["multipath-apply"] = json!({"n2": json!({"error": {"x": 1}, "time": NOW}).to_string()});
-    assert_eq!(oracle(&script, &snap)["nodes"]["n2"]["apply-error"], json!({"x": 1}));
+    snap["kv"]["multipath-apply"] =
+        json!({"n2": json!({"error": {"x": 1}, "time": NOW}).to_string()});
+    assert_eq!(
+        oracle(&script, &snap)["nodes"]["n2"]["apply-error"],
+        json!({"x": 1})
+    );
     assert_eq!(ours(&snap)["nodes"].get("n2"), None);
 
     // An apply error "0": false in Perl, so the seed hides it; we show the message.

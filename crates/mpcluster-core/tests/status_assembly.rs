@@ -213,7 +213,11 @@ fn departed_member_and_never_seen_node_are_unknown() {
         st.nodes
     );
     assert_eq!(row_state(&st, "w1"), MapState::Optimal);
-    assert_eq!(st.check_level(), CheckLevel::Warning, "a never-seen node is a warning");
+    assert_eq!(
+        st.check_level(),
+        CheckLevel::Warning,
+        "a never-seen node is a warning"
+    );
 }
 
 #[test]

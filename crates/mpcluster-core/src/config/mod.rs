@@ -6,7 +6,10 @@
 //! - [`model`]: [`MultipathConfig`] (`defaults` knobs + the WWID allow-list with alias and
 //!   per-LUN knobs), its stored JSON document and the partial updates the API uses.
 //! - [`overrides`]: the admin's verbatim `devices` / `overrides` sections, checked with a port of
-//!   multipath's own tokenizer.
+//!   multipath's own tokenizer and against [`keywords`], multipath-tools 0.9.4's keyword table
+//!   of each section.
+//! - [`parser_output`]: what `multipath -t`'s stderr says about a configuration (the agent has
+//!   the real parser judge the candidate files before it reconfigures).
 //! - [`render`]: the generated drop-ins ([`render_baseline`], [`render_overrides`]).
 //! - [`wwids_file`]: merging the allow-list into `/etc/multipath/wwids` ([`merge_wwids_file`]).
 //! - [`error`]: [`ConfigError`] / [`ConfigErrors`] (field + reason), [`DocumentError`],
@@ -16,9 +19,11 @@
 //! production, a temp dir in tests).
 
 pub mod error;
+pub mod keywords;
 pub mod knobs;
 pub mod model;
 pub mod overrides;
+pub mod parser_output;
 pub mod render;
 pub mod wwids_file;
 
@@ -32,6 +37,7 @@ pub use model::{
     remove_wwid, set_wwid_entry,
 };
 pub use overrides::{MAX_LINE_LEN, MAX_OVERRIDES_LEN, Overrides};
+pub use parser_output::{ParserOutput, read_parser_stderr};
 pub use render::{
     BASELINE_HEADER, OVERRIDES_HEADER, render_baseline, render_baseline_keeping, render_overrides,
 };

@@ -11,12 +11,21 @@
 //! Not allowed: `defaults` (the cluster's knobs), `blacklist*` (the allow-list), `multipaths`
 //! (per-LUN settings), unknown or repeated top-level sections, anything outside a section,
 //! unbalanced braces, lines of 1023 bytes or more, NUL and control characters other than tab.
+//!
+//! Every keyword is judged against multipath-tools 0.9.4's own table for its section
+//! ([`super::keywords`]: `device`, `overrides`, `protocol`), because multipath only logs
+//! "invalid keyword in the <section> section" and skips the line, so a misspelled keyword
+//! would be stored, applied and silently do nothing. Also refused: deprecated keywords
+//! multipath ignores (†), a keyword repeated in one section (multipath warns "duplicate
+//! keyword"), a `device` entry without `vendor` or `product` and a `protocol` entry without a
+//! known `type` (multipath drops such entries).
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{ConfigErrors, DocumentError};
+use super::keywords::{self, Keyword, KeywordStatus};
 
 /// multipath's line buffer (`MAXBUF`): `fgets` reads at most 1023 bytes including the newline.
 pub const MULTIPATH_MAXBUF: usize = 1024;
@@ -116,6 +125,9 @@ enum Section {
     Device,
     Overrides,
     Protocol,
+    /// A section already refused (reported once at its opening line): its braces are still
+    /// counted, its content is not judged again.
+    Refused,
 }
 
 impl Section {
@@ -125,6 +137,7 @@ impl Section {
             Section::Device => "device",
             Section::Overrides => "overrides",
             Section::Protocol => "protocol",
+            Section::Refused => "(refused)",
         }
     }
 
@@ -134,7 +147,7 @@ impl Section {
             Section::Devices => Some(Section::Device),
             // `protocol` inside `device` is unknown to multipath-tools 0.9.4 (Debian 12): it
             // would log an invalid keyword and the protocol's `}` would close the device.
-            Section::Device | Section::Protocol => None,
+            Section::Device | Section::Protocol | Section::Refused => None,
             Section::Overrides => Some(Section::Protocol),
         }
     }
@@ -142,6 +155,111 @@ impl Section {
     /// Whether keyword/value lines may appear directly in it.
     fn takes_values(self) -> bool {
         !matches!(self, Section::Devices)
+    }
+
+    /// multipath-tools 0.9.4's keyword table for the section (`None`: not judged).
+    fn keywords(self) -> Option<&'static [Keyword]> {
+        match self {
+            Section::Device => Some(keywords::DEVICE),
+            Section::Overrides => Some(keywords::OVERRIDES),
+            Section::Protocol => Some(keywords::PROTOCOL),
+            Section::Devices | Section::Refused => None,
+        }
+    }
+
+    /// The keywords an entry of this section cannot do without (multipath drops the entry).
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Section::Device => &["vendor", "product"],
+            Section::Protocol => &["type"],
+            _ => &[],
+        }
+    }
+}
+
+/// An open section: what it is, its name as written, where it started and the keywords seen
+/// in it (keyword, line).
+struct Open {
+    section: Section,
+    name: String,
+    line: usize,
+    seen: Vec<(String, usize)>,
+}
+
+/// Why `keyword` is refused in `section`, or `None` when multipath-tools 0.9.4 accepts it.
+fn keyword_refusal(section: Section, keyword: &str) -> Option<String> {
+    let table = section.keywords()?;
+    let sec = section.name();
+    let kw = shown_token(keyword);
+    match keywords::find(table, keyword).map(|k| k.status) {
+        Some(KeywordStatus::Accepted) => None,
+        // ‡ does not occur in the sections the overrides may contain (only in `defaults`);
+        // were it to, it would be accepted: multipath still applies the value and only warns
+        // that a future release will drop it.
+        Some(KeywordStatus::DeprecatedApplied) => None,
+        Some(KeywordStatus::DeprecatedIgnored) => Some(format!(
+            "keyword \"{kw}\" is deprecated: multipath-tools 0.9.4 ignores it (it logs \
+             'ignoring deprecated option \"{kw}\"' and discards the value); remove it"
+        )),
+        // ° (only `disable_changed_wwids`, only in `defaults`): accepted without a word but
+        // does nothing, and the 0.9.4 man page calls it deprecated and ignored, so it would
+        // be refused like †.
+        Some(KeywordStatus::Ignored) => Some(format!(
+            "keyword \"{kw}\" does nothing in multipath-tools 0.9.4 (deprecated and ignored); \
+             remove it"
+        )),
+        None => {
+            let elsewhere: Vec<&str> = [
+                ("defaults", keywords::DEFAULTS),
+                ("device", keywords::DEVICE),
+                ("overrides", keywords::OVERRIDES),
+                ("protocol", keywords::PROTOCOL),
+                ("multipath", keywords::MULTIPATH),
+            ]
+            .into_iter()
+            .filter(|(_, t)| keywords::find(t, keyword).is_some())
+            .map(|(name, _)| name)
+            .collect();
+            let skipped = format!(
+                "multipath-tools 0.9.4 would log \"invalid keyword in the {sec} section\" and \
+                 skip the line"
+            );
+            if elsewhere.is_empty() {
+                let hint = keywords::suggest(table, keyword)
+                    .map(|s| format!("; did you mean \"{s}\"?"))
+                    .unwrap_or_default();
+                Some(format!(
+                    "unknown keyword \"{kw}\" in section \"{sec}\": {skipped}{hint}"
+                ))
+            } else {
+                let list = elsewhere
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let managed = if elsewhere
+                    .iter()
+                    .all(|s| matches!(*s, "defaults" | "multipath"))
+                {
+                    " (mpcluster writes those sections from the cluster configuration)"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "keyword \"{kw}\" is not valid in section \"{sec}\", only in {list}{managed}: \
+                     {skipped}"
+                ))
+            }
+        }
+    }
+}
+
+/// The value of a keyword line (`word`, `"quoted"` or `""`), if it is well-formed.
+fn value_of(rest: &[Token]) -> Option<&str> {
+    match rest {
+        [Token::Word(v)] | [Token::Quote, Token::Word(v), Token::Quote] => Some(v),
+        [Token::Quote, Token::Quote] => Some(""),
+        _ => None,
     }
 }
 
@@ -216,7 +334,7 @@ impl Overrides {
             );
             return Err(errs);
         }
-        let mut stack: Vec<(Section, usize)> = Vec::new();
+        let mut stack: Vec<Open> = Vec::new();
         let mut top_seen: Vec<Section> = Vec::new();
         let mut sections = 0;
         let err = |errs: &mut ConfigErrors, line: usize, msg: String| {
@@ -256,12 +374,17 @@ impl Overrides {
                                 .to_owned(),
                         );
                     }
-                    if stack.pop().is_none() {
-                        err(
+                    match stack.pop() {
+                        None => err(
                             &mut errs,
                             n,
                             "unbalanced braces: '}' without a section to close".to_owned(),
-                        );
+                        ),
+                        Some(open) => {
+                            if let Some(msg) = missing_required(&open) {
+                                err(&mut errs, n, msg);
+                            }
+                        }
                     }
                 }
                 Token::Open => err(
@@ -311,10 +434,12 @@ impl Overrides {
                                     None
                                 }
                             },
-                            Some((parent, _)) => match parent.child() {
+                            // inside a refused section: refused too, without a second message
+                            Some(parent) if parent.section == Section::Refused => None,
+                            Some(parent) => match parent.section.child() {
                                 Some(child) if child.name() == word => Some(child),
                                 _ => {
-                                    let allowed = match parent.child() {
+                                    let allowed = match parent.section.child() {
                                         Some(c) => format!("only \"{}\" subsections", c.name()),
                                         None => "no subsections".to_owned(),
                                     };
@@ -324,7 +449,7 @@ impl Overrides {
                                         format!(
                                             "section \"{}\" is not allowed in \"{}\" (it takes {allowed})",
                                             shown_token(word),
-                                            parent.name()
+                                            parent.section.name()
                                         ),
                                     );
                                     None
@@ -333,9 +458,9 @@ impl Overrides {
                         };
                         // Track the section even when refused, so its '}' does not read as
                         // unbalanced and later lines are not misattributed.
-                        let section = section.unwrap_or(Section::Protocol);
+                        let section = section.unwrap_or(Section::Refused);
                         if stack.is_empty() {
-                            if top_seen.contains(&section) && section != Section::Protocol {
+                            if top_seen.contains(&section) && section != Section::Refused {
                                 err(
                                     &mut errs,
                                     n,
@@ -348,11 +473,16 @@ impl Overrides {
                             }
                             top_seen.push(section);
                         }
-                        stack.push((section, n));
+                        stack.push(Open {
+                            section,
+                            name: shown_token(word),
+                            line: n,
+                            seen: Vec::new(),
+                        });
                         sections += 1;
                         continue;
                     }
-                    let Some((section, _)) = stack.last() else {
+                    let Some(open) = stack.last_mut() else {
                         err(
                             &mut errs,
                             n,
@@ -364,6 +494,7 @@ impl Overrides {
                         );
                         continue;
                     };
+                    let section = open.section;
                     if !section.takes_values() {
                         err(
                             &mut errs,
@@ -381,15 +512,68 @@ impl Overrides {
                     if let Some(msg) = check_value_tokens(word, &tokens[1..]) {
                         err(&mut errs, n, msg);
                     }
+                    if section == Section::Refused {
+                        continue;
+                    }
+                    if let Some(msg) = keyword_refusal(section, word) {
+                        err(&mut errs, n, msg);
+                        continue;
+                    }
+                    // `checker` is `path_checker` under another name: one value, one line
+                    let canonical = if word == keywords::PATH_CHECKER_ALIAS.0 {
+                        keywords::PATH_CHECKER_ALIAS.1
+                    } else {
+                        word.as_str()
+                    };
+                    if let Some((first, at)) = open.seen.iter().find(|(k, _)| {
+                        k == canonical
+                            || (k == keywords::PATH_CHECKER_ALIAS.0
+                                && canonical == keywords::PATH_CHECKER_ALIAS.1)
+                    }) {
+                        let msg = if first == word {
+                            format!(
+                                "\"{}\" repeats line {at} of this \"{}\" section: multipath \
+                                 logs \"duplicate keyword\" and uses the later value; give it once",
+                                shown_token(word),
+                                section.name()
+                            )
+                        } else {
+                            format!(
+                                "\"{}\" and \"{first}\" (line {at}) set the same value (\"checker\" \
+                                 is another name for \"path_checker\"); give only one",
+                                shown_token(word)
+                            )
+                        };
+                        err(&mut errs, n, msg);
+                        continue;
+                    }
+                    open.seen.push((word.clone(), n));
+                    if section == Section::Protocol
+                        && word == "type"
+                        && let Some(v) = value_of(&tokens[1..])
+                        && !keywords::PROTOCOL_TYPES.contains(&v)
+                    {
+                        err(
+                            &mut errs,
+                            n,
+                            format!(
+                                "protocol type \"{}\" is unknown to multipath-tools 0.9.4, which \
+                                 would drop this protocol entry (\"missing type\"); it takes one \
+                                 of {}",
+                                shown_token(v),
+                                keywords::PROTOCOL_TYPES.join(", ")
+                            ),
+                        );
+                    }
                 }
             }
         }
-        if let Some((section, line)) = stack.last() {
+        if let Some(open) = stack.last() {
             errs.push(
                 OVERRIDES_FIELD,
                 format!(
-                    "unbalanced braces: \"{}\" opened at line {line} is not closed",
-                    section.name()
+                    "unbalanced braces: \"{}\" opened at line {} is not closed",
+                    open.name, open.line
                 ),
             );
         }
@@ -418,6 +602,40 @@ impl Overrides {
     pub fn is_empty(&self) -> bool {
         self.sections == 0
     }
+}
+
+/// The message for a closed `device` / `protocol` entry that lacks a keyword multipath needs.
+fn missing_required(open: &Open) -> Option<String> {
+    let missing: Vec<&str> = open
+        .section
+        .required()
+        .iter()
+        .copied()
+        .filter(|r| !open.seen.iter().any(|(k, _)| k == r))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let what = missing
+        .iter()
+        .map(|m| format!("\"{m}\""))
+        .collect::<Vec<_>>()
+        .join(" and no ");
+    let why = match open.section {
+        Section::Device => {
+            "multipath-tools 0.9.4 drops a device entry without both vendor and \
+                           product (\"device config in <file> missing vendor or product parameter\")"
+        }
+        _ => {
+            "multipath-tools 0.9.4 drops a protocol entry without a type (\"protocol section in \
+              <file> missing type\")"
+        }
+    };
+    Some(format!(
+        "the \"{}\" entry opened at line {} has no {what}: {why}",
+        open.section.name(),
+        open.line
+    ))
 }
 
 /// Check the tokens after a keyword: one bare word, or one quoted string, and nothing after.

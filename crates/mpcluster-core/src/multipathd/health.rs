@@ -102,6 +102,7 @@ pub struct NodeReport {
 
 /// One map in the node report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct MapReport {
     /// Alias (or the WWID).
@@ -140,6 +141,7 @@ fn is_false(b: &bool) -> bool {
 
 /// One path group in the node report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct GroupReport {
     /// 1-based group number (kernel table order); `None` when unknown (raw formats).
@@ -164,6 +166,7 @@ pub struct GroupReport {
 
 /// One path in the node report (unknown fields are left out of its JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct PathReport {
     /// Device name (`sdc`), `-` if vanished.
