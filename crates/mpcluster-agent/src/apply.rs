@@ -119,7 +119,9 @@ pub struct Applier {
     /// multipathd that missed an earlier change catches up).
     force_reconfigure: bool,
     /// The real parser's check of the candidate files.
-    parser_check: ParserCheck,
+    /// `None`: candidates are not checked (only where no `multipath` can run, e.g. the demo
+    /// without multipath-tools; never the agent command).
+    parser_check: Option<ParserCheck>,
 }
 
 impl Applier {
@@ -128,7 +130,7 @@ impl Applier {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         Applier {
-            parser_check: ParserCheck::for_root(&root),
+            parser_check: Some(ParserCheck::for_root(&root)),
             root,
             reconfigure_timeout: Duration::from_secs(30),
             force_reconfigure: true,
@@ -137,13 +139,20 @@ impl Applier {
 
     /// Check candidates with `check` instead (another `multipath`, another way to run it).
     pub fn with_parser_check(mut self, check: ParserCheck) -> Self {
-        self.parser_check = check;
+        self.parser_check = Some(check);
         self
     }
 
-    /// The parser check in use.
-    pub fn parser_check(&self) -> &ParserCheck {
-        &self.parser_check
+    /// Apply candidates without asking the real parser first. Only for simulations where no
+    /// `multipath` can run (the demo on a machine without multipath-tools).
+    pub fn without_parser_check(mut self) -> Self {
+        self.parser_check = None;
+        self
+    }
+
+    /// The parser check in use (`None`: unchecked).
+    pub fn parser_check(&self) -> Option<&ParserCheck> {
+        self.parser_check.as_ref()
     }
 
     /// The root.
@@ -209,8 +218,13 @@ impl Applier {
         }
 
         // The real parser judges the candidate before multipathd sees it.
-        let refused = match self.parser_check.run(&self.root).await {
-            Ok(output) => {
+        let checked = match &self.parser_check {
+            Some(check) => Some(check.run(&self.root).await),
+            None => None,
+        };
+        let refused = match checked {
+            None => None,
+            Some(Ok(output)) => {
                 for notice in &output.notices {
                     tracing::info!(notice = %notice, "multipath -t");
                 }
@@ -218,7 +232,7 @@ impl Applier {
                     complaints: output.complaints_summary(),
                 })
             }
-            Err(e) => Some(ApplyError::ParserCheck(e)),
+            Some(Err(e)) => Some(ApplyError::ParserCheck(e)),
         };
         if let Some(refused) = refused {
             let previous = candidate.previous;

@@ -38,6 +38,10 @@ pub struct AgentConfig {
     pub apply_root: Option<PathBuf>,
     /// Retry a failed apply this often.
     pub apply_retry: Duration,
+    /// Have the installed `multipath -t` judge every candidate configuration before
+    /// multipathd sees it (always for the agent command; the demo turns it off on a machine
+    /// without multipath-tools).
+    pub parser_check: bool,
 }
 
 impl AgentConfig {
@@ -51,6 +55,7 @@ impl AgentConfig {
             sysfs_root: PathBuf::from("/sys"),
             apply_root: None,
             apply_retry: Duration::from_secs(10),
+            parser_check: true,
         }
     }
 }
@@ -248,7 +253,14 @@ pub async fn run(
 
     let mut collector = Collector::new(client.clone(), config.sysfs_root.clone(), config.refresh);
     let mut events = store.subscribe().await;
-    let mut applier = config.apply_root.clone().map(Applier::new);
+    let mut applier = config.apply_root.clone().map(|root| {
+        let applier = Applier::new(root);
+        if config.parser_check {
+            applier
+        } else {
+            applier.without_parser_check()
+        }
+    });
     let mut apply_reporter = ApplyReporter {
         node: config.node.clone(),
         last: Some(String::new()),

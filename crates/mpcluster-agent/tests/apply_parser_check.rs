@@ -173,7 +173,7 @@ async fn real_parser_passes_a_good_configuration_and_multipathd_reconfigures() {
     e.set_overrides(GOOD_OVERRIDES).await;
     let mut applier = Applier::new(&e.root);
     // the default for a root other than `/`: the installed multipath, in a namespace
-    assert_eq!(applier.parser_check(), &check);
+    assert_eq!(applier.parser_check(), Some(&check));
     let outcome = applier.apply(e.store.as_ref(), &e.client).await.unwrap();
     assert!(outcome.reconfigured);
     assert_eq!(outcome.changed, [BASELINE_PATH, OVERRIDES_PATH, WWIDS_PATH]);
