@@ -87,7 +87,20 @@ pub struct NodeIssues {
     )]
     #[cfg_attr(feature = "schema", schema(value_type = Option<i64>))]
     pub collect_time: Option<Option<i64>>,
+    /// The node's health broadcast cannot be used: unreadable, or dated ahead of this reader's
+    /// clock by more than [`CLOCK_AHEAD_TOLERANCE`]. Its cells read `unknown`.
+    #[serde(
+        rename = "broadcast-error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub broadcast_error: Option<String>,
 }
+
+/// A broadcast dated this many seconds or less ahead of the reader's clock is taken as is
+/// (clocks drift a little); one dated further ahead is not trusted: a forged time or a node
+/// whose clock runs ahead would otherwise never become stale.
+pub const CLOCK_AHEAD_TOLERANCE: i64 = 30;
 
 /// A status plus what the engine had to ignore or demote to get it (for people and logs; not
 /// part of the API's `{luns, nodes}` object).
@@ -202,7 +215,11 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
 
     let mut node_maps: BTreeMap<NodeName, &BTreeMap<Wwid, MapSummary>> = BTreeMap::new();
     let mut truncated: BTreeSet<NodeName> = BTreeSet::new();
+    // Too old or undated (the seed's staleness), and unusable (unreadable, dated ahead): both
+    // make the node offline for the roll-up.
     let mut stale: BTreeSet<&NodeName> = BTreeSet::new();
+    let mut untrusted: BTreeSet<&NodeName> = BTreeSet::new();
+    let mut broadcast_errors: BTreeMap<&NodeName, String> = BTreeMap::new();
     for (node, cached) in cache {
         match &cached.decoded {
             Ok(decoded) => {
@@ -232,6 +249,18 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
                             snap.now.saturating_sub(t)
                         ));
                     }
+                    Some(t) if t.saturating_sub(snap.now) > CLOCK_AHEAD_TOLERANCE => {
+                        untrusted.insert(node);
+                        broadcast_errors.insert(
+                            node,
+                            format!(
+                                "broadcast dated {} s ahead of this reader's clock (tolerance \
+                                 {CLOCK_AHEAD_TOLERANCE} s): is that node's clock ahead? Its maps \
+                                 are not trusted until the times agree",
+                                t.saturating_sub(snap.now)
+                            ),
+                        );
+                    }
                     Some(_) => {}
                 }
                 if decoded.broadcast.truncated.is_some_and(|n| n > 0) {
@@ -239,7 +268,13 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
                 }
                 node_maps.insert(node.clone(), &decoded.broadcast.maps);
             }
-            Err(e) => notes.push(format!("node {node}: broadcast ignored: {e}")),
+            Err(e) => {
+                // Nothing of it can be used: the node is offline for the roll-up (its cells
+                // `unknown`, never `missing`), and the admin is told why.
+                untrusted.insert(node);
+                notes.push(format!("node {node}: broadcast ignored: {e}"));
+                broadcast_errors.insert(node, format!("broadcast unreadable: {e}"));
+            }
         }
     }
 
@@ -252,7 +287,7 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
     let online: BTreeSet<NodeName> = node_maps
         .keys()
         .chain(snap.expectations.nodes.iter())
-        .filter(|n| (standalone || member_online(n)) && !stale.contains(n))
+        .filter(|n| (standalone || member_online(n)) && !stale.contains(n) && !untrusted.contains(n))
         .cloned()
         .collect();
 
@@ -298,6 +333,11 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
             issues.apply_time = Some(time);
         }
     }
+    for (node, error) in broadcast_errors {
+        if standalone || member_online(node) {
+            nodes.entry(node.clone()).or_default().broadcast_error = Some(error);
+        }
+    }
     for (node, raw) in &snap.kv.multipath_collect {
         if !standalone && !member_online(node) {
             continue;
@@ -323,6 +363,7 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
                     online.contains(node)
                 } else {
                     (standalone || member_online(node)) && !stale.contains(node)
+                        && !untrusted.contains(node)
                 },
                 member: (!standalone).then(|| member_online(node)),
                 last_broadcast: decoded.and_then(|d| d.broadcast.time),

@@ -180,6 +180,9 @@ pub fn render(status: &Status, opts: TableOptions) -> String {
             if let Some(a) = issues.agent {
                 let _ = writeln!(out, "  {node}: {}", a.describe());
             }
+            if let Some(e) = &issues.broadcast_error {
+                let _ = writeln!(out, "  {node}: {}", terminal_safe(e));
+            }
             let failures = [
                 ("config apply", &issues.apply_error, &issues.apply_time),
                 ("collection", &issues.collect_error, &issues.collect_time),

@@ -495,6 +495,21 @@ fn deviations_are_the_documented_ones() {
     );
     assert_eq!(ours(&snap)["nodes"].get("n2"), None);
 
+    // A broadcast dated ten years ahead: the seed trusts it; we do not.
+    let mut snap = base(json!({"wA": entry("optimal", 2, 2)}));
+    snap["kv"]["multipath"]["n2"] = json!(
+        json!({"time": NOW + 315_360_000, "maps": {"wA": entry("optimal", 2, 2)}}).to_string()
+    );
+    assert_eq!(cell(&oracle(&script, &snap), "n2")["state"], "optimal");
+    assert_eq!(cell(&ours(&snap), "n2")["state"], "unknown");
+
+    // An unreadable broadcast of an expected online node: the seed says missing, we unknown.
+    let mut snap = base(json!({}));
+    snap["kv"]["multipath"]["n2"] = json!("{\"time\": 1, \"maps\": [");
+    snap["expectations"] = json!({"nodes": {"n1": 1, "n2": 1}});
+    assert_eq!(cell(&oracle(&script, &snap), "n2")["state"], "missing");
+    assert_eq!(cell(&ours(&snap), "n2")["state"], "unknown");
+
     // An apply error "0": false in Perl, so the seed hides it; we show the message.
     snap["kv"]["multipath-apply"] = json!({"n2": json!({"error": "0", "time": NOW}).to_string()});
     assert_eq!(oracle(&script, &snap)["nodes"].get("n2"), None);

@@ -325,3 +325,53 @@ fn check_levels() {
         CheckLevel::Ok
     );
 }
+
+#[test]
+fn broadcast_dated_ahead_is_not_trusted() {
+    let snap = |ahead: i64| {
+        status(json!({
+            "version": 1, "now": NOW, "config": {"wwids": ["w1"]},
+            "members": {"a": {"online": true}, "b": {"online": true}},
+            "kv": {"multipath": {"a": bc(Some(NOW), json!({"w1": ok(2, 2)})),
+                                 "b": bc(Some(NOW + ahead), json!({"w1": ok(2, 2)}))}},
+            "expectations": {"nodes": {"a": 1, "b": 1}}
+        }))
+        .0
+    };
+    // Within the tolerance: a little drift is fine.
+    let st = snap(30);
+    assert_eq!(cell(&st, "w1", "b"), Some(MapState::Optimal));
+    assert!(st.nodes.is_empty(), "{:?}", st.nodes);
+    // Beyond it (a clock ahead, or a forged time ten years out): never fresh.
+    for ahead in [31, 10 * 365 * 86_400] {
+        let st = snap(ahead);
+        assert_eq!(cell(&st, "w1", "b"), Some(MapState::Unknown), "+{ahead} s");
+        let err = st.nodes["b"].broadcast_error.as_deref().unwrap();
+        assert!(
+            err.contains(&format!("{ahead} s ahead")),
+            "the error names the offset: {err}"
+        );
+        assert_eq!(row_state(&st, "w1"), MapState::Optimal);
+        assert_eq!(st.check_level(), CheckLevel::Warning);
+    }
+}
+
+#[test]
+fn unreadable_broadcast_is_a_node_error_not_a_missing_lun() {
+    let (st, notes) = status(json!({
+        "version": 1, "now": NOW, "config": {"wwids": ["w1"]},
+        "members": {"a": {"online": true}, "b": {"online": true}},
+        "kv": {"multipath": {"a": bc(Some(NOW), json!({"w1": ok(2, 2)})),
+                             "b": "{\"time\": 5, \"maps\": [1, 2"}},
+        "expectations": {"nodes": {"a": 1, "b": 1}}
+    }));
+    assert_eq!(
+        cell(&st, "w1", "b"),
+        Some(MapState::Unknown),
+        "we cannot read it: unknown, not missing"
+    );
+    let err = st.nodes["b"].broadcast_error.as_deref().unwrap();
+    assert!(err.starts_with("broadcast unreadable: "), "{err}");
+    assert!(notes.iter().any(|n| n.contains("node b")), "{notes:?}");
+    assert_eq!(st.check_level(), CheckLevel::Warning);
+}

@@ -139,6 +139,7 @@ function ingest(status, overview, stale) {
       else lines.push('no broadcast received');
     }
     if (i.agent === 'never-seen') lines.push('agent never seen: no mpcluster agent on this node has ever joined the cluster');
+    if (i['broadcast-error']) lines.push(str(i['broadcast-error']));
     if (i['apply-error']) lines.push(`apply error${i['apply-time'] ? ` (${fmtTime(i['apply-time'])})` : ''}: ${str(i['apply-error'])}`);
     if (i['collect-error']) lines.push(`collect error${i['collect-time'] ? ` (${fmtTime(i['collect-time'])})` : ''}: ${str(i['collect-error'])}`);
     info.set(name, { offline, lines, sig: `${offline}\u0001${lines.join('\u0001')}` });
@@ -588,6 +589,11 @@ function syncBanners() {
         h('strong', { text: node }), ` — ${what} failed`,
         i[tk] ? ` at ${fmtTime(i[tk])}` : '', ': ', h('span', { class: 'msg', text: str(i[ek]) })));
     }
+  }
+  for (const [node, i] of issues) {
+    if (!i || typeof i !== 'object' || !i['broadcast-error']) continue;
+    errs.push(h('li', { dataset: { node, kind: 'broadcast' } },
+      h('strong', { text: node }), ' — ', h('span', { class: 'msg', text: str(i['broadcast-error']) })));
   }
   if (errs.length) {
     parts.push(h('div', { class: 'banner error', id: 'error-banner' },
