@@ -287,7 +287,9 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
     let online: BTreeSet<NodeName> = node_maps
         .keys()
         .chain(snap.expectations.nodes.iter())
-        .filter(|n| (standalone || member_online(n)) && !stale.contains(n) && !untrusted.contains(n))
+        .filter(|n| {
+            (standalone || member_online(n)) && !stale.contains(n) && !untrusted.contains(n)
+        })
         .cloned()
         .collect();
 
@@ -362,7 +364,8 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
                 online: if cache.contains_key(node) || snap.expectations.nodes.contains(node) {
                     online.contains(node)
                 } else {
-                    (standalone || member_online(node)) && !stale.contains(node)
+                    (standalone || member_online(node))
+                        && !stale.contains(node)
                         && !untrusted.contains(node)
                 },
                 member: (!standalone).then(|| member_online(node)),

@@ -2,9 +2,9 @@
 //!
 //! - Tokens live in the digest-guarded store document `tokens`
 //!   ([`TokensDoc`](mpcluster_core::tokens::TokensDoc)): per token id its privileges, expiry and
-//!   the argon2id PHC hash of its secret (salted with [`OsRng`]). Secrets are 32 random bytes
-//!   as 64 hex digits, shown once when created and never stored. [`add_token`],
-//!   [`remove_token`] and [`bootstrap_admin`] edit the document (the CLI and `serve` use them).
+//!   the argon2id PHC hash of its secret. [`mpcluster_config::tokens`] creates, removes and
+//!   lists them (the CLI and `serve` use it); this module only checks presented tokens
+//!   ([`verify_secret`]).
 //! - [`require_token`] is the middleware every request passes: `Authorization: Bearer
 //!   <id>:<secret>` or `Authorization: PVEAPIToken=<id>=<secret>`; `Sys.Audit` for GET/HEAD,
 //!   `Sys.Modify` for every write ([`required_privilege`]). Only [`is_open_path`] paths (`/health`
@@ -22,30 +22,27 @@
 //!   so the API keeps serving the last good status with its 503; a token removed while this
 //!   server cannot reach the store keeps working here until the store answers again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use mpcluster_config::tokens::{hash_secret, new_secret, verify_secret};
+use mpcluster_config::{absent_digest, unix_now};
 use mpcluster_core::digest::ConfigDigest;
 use mpcluster_core::snapshot::doc_names;
 use mpcluster_core::tokens::{
-    Presented, Privilege, TokenEntry, TokenId, TokensDoc, parse_authorization, required_privilege,
+    Presented, Privilege, TokenId, TokensDoc, parse_authorization, required_privilege,
 };
-use mpcluster_store::{BoxError, ClusterStore, Expect, StoreError};
-use password_hash::rand_core::{OsRng, RngCore as _};
+use mpcluster_store::{ClusterStore, StoreError};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::config_routes::{Document, EditError, Loaded, absent_digest, edit, load};
 use crate::error::{ApiError, ErrorKind};
-use crate::read::unix_now;
 
 /// The message of every 401 for a presented token (unknown id, wrong secret, expired): the
 /// same in every case, so it does not tell whether the id exists.
@@ -73,201 +70,8 @@ pub fn is_open_path(path: &str) -> bool {
     matches!(path, "/health" | "/" | "/index.html" | "/ui") || path.starts_with("/ui/")
 }
 
-// ---------------------------------------------------------------------------------------------
-// Secrets and hashes
-
-/// A new random secret: 32 bytes from the OS generator as 64 lowercase hex digits.
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Hashing a secret failed (a bug: the parameters are fixed and valid).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot hash the token secret: {0}")]
-pub struct HashError(String);
-
-/// The argon2id PHC string of `secret` with a fresh random salt (argon2's default parameters:
-/// m = 19 MiB, t = 2, p = 1). Slow on purpose; call from a blocking context.
-pub fn hash_secret(secret: &str) -> Result<String, HashError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError(e.to_string()))
-}
-
-/// Whether `secret` matches the PHC string `hash` (constant-time comparison of the derived
-/// hash; `false` for an unreadable hash). Slow on purpose; call from a blocking context.
-pub fn verify_secret(secret: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(secret.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
 fn secret_key(id: &str, secret: &str) -> (String, [u8; 32]) {
     (id.to_owned(), Sha256::digest(secret.as_bytes()).into())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tokens document
-
-impl Document for TokensDoc {
-    const NAME: &'static str = doc_names::TOKENS;
-
-    fn empty() -> Self {
-        TokensDoc::default()
-    }
-
-    fn parse(text: &str) -> Result<Self, BoxError> {
-        Ok(TokensDoc::from_json(text)?)
-    }
-
-    fn render(&self) -> Result<String, serde_json::Error> {
-        Ok(self.to_json())
-    }
-}
-
-/// A token just created: its id and secret. Shown once; `Debug` hides the secret.
-#[derive(Clone)]
-pub struct NewToken {
-    /// The id.
-    pub id: TokenId,
-    /// The secret (64 hex digits).
-    pub secret: String,
-}
-
-impl NewToken {
-    /// `<id>:<secret>`: what `Authorization: Bearer` takes and what token files hold.
-    pub fn credential(&self) -> String {
-        format!("{}:{}", self.id, self.secret)
-    }
-}
-
-impl std::fmt::Debug for NewToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewToken")
-            .field("id", &self.id)
-            .field("secret", &"<hidden>")
-            .finish()
-    }
-}
-
-async fn hash_blocking(secret: String) -> Result<String, EditError> {
-    tokio::task::spawn_blocking(move || hash_secret(&secret))
-        .await
-        .map_err(|e| EditError::BadRequest(format!("the hashing task failed: {e}")))?
-        .map_err(|e| EditError::BadRequest(e.to_string()))
-}
-
-/// Add token `id` with `privs` (at least one), an optional expiry (unix s) and comment, and
-/// return its secret. Refused (nothing written) if the id exists. Retries a lost
-/// compare-and-swap (another token changed meanwhile) up to three times.
-pub async fn add_token(
-    store: &dyn ClusterStore,
-    id: TokenId,
-    privs: BTreeSet<Privilege>,
-    expire: Option<i64>,
-    comment: Option<String>,
-) -> Result<NewToken, EditError> {
-    if privs.is_empty() {
-        return Err(EditError::BadRequest(
-            "a token needs at least one privilege".to_owned(),
-        ));
-    }
-    let secret = new_secret();
-    let entry = TokenEntry {
-        privs,
-        hash: hash_blocking(secret.clone()).await?,
-        created: unix_now(),
-        expire,
-        comment,
-    };
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let r = edit::<TokensDoc, (), _>(store, None, |doc| {
-            if doc.tokens.contains_key(&id) {
-                return Err(EditError::BadRequest(format!(
-                    "token '{id}' exists already (remove it first)"
-                )));
-            }
-            doc.tokens.insert(id.clone(), entry.clone());
-            Ok(())
-        })
-        .await;
-        match r {
-            Err(e) if e.is_conflict() && tries < 3 => continue,
-            Err(e) => return Err(e),
-            Ok(_) => return Ok(NewToken { id, secret }),
-        }
-    }
-}
-
-/// Remove token `id` (it stops working at once). [`EditError::NotFound`] if there is none.
-pub async fn remove_token(store: &dyn ClusterStore, id: &TokenId) -> Result<(), EditError> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let r = edit::<TokensDoc, (), _>(store, None, |doc| {
-            doc.tokens
-                .remove(id)
-                .map(|_| ())
-                .ok_or_else(|| EditError::NotFound {
-                    what: format!("token '{id}'"),
-                })
-        })
-        .await;
-        match r {
-            Err(e) if e.is_conflict() && tries < 3 => continue,
-            r => return r.map(|_| ()),
-        }
-    }
-}
-
-/// The tokens document as stored (an absent one reads empty).
-pub async fn list_tokens(store: &dyn ClusterStore) -> Result<Loaded<TokensDoc>, EditError> {
-    load::<TokensDoc>(store).await
-}
-
-/// On a store without a tokens document, create it with one token, [`ADMIN_TOKEN_ID`]
-/// (`Sys.Audit`, `Sys.Modify`, no expiry), and return it. `Ok(None)` if the document exists
-/// (also when a concurrent `serve` created it first). An existing but empty document is left
-/// alone: removing every token is a choice, not an empty store.
-///
-/// [`ADMIN_TOKEN_ID`]: mpcluster_core::tokens::ADMIN_TOKEN_ID
-pub async fn bootstrap_admin(store: &dyn ClusterStore) -> Result<Option<NewToken>, EditError> {
-    let doc = doc_names::TOKENS;
-    let store_err = |source| EditError::Store { doc, source };
-    if store.read_doc(doc).await.map_err(store_err)?.is_some() {
-        return Ok(None);
-    }
-    let id = TokenId::new(mpcluster_core::tokens::ADMIN_TOKEN_ID)
-        .map_err(|e| EditError::BadRequest(e.to_string()))?;
-    let secret = new_secret();
-    let mut tokens = TokensDoc::default();
-    tokens.tokens.insert(
-        id.clone(),
-        TokenEntry {
-            privs: Privilege::ALL.into(),
-            hash: hash_blocking(secret.clone()).await?,
-            created: unix_now(),
-            expire: None,
-            comment: Some("created by the first 'mpcluster serve'".to_owned()),
-        },
-    );
-    match store
-        .write_doc(doc, &tokens.to_json(), Expect::Absent)
-        .await
-    {
-        Ok(_) => Ok(Some(NewToken { id, secret })),
-        Err(StoreError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(store_err(e)),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,23 +381,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    #[test]
-    fn hashes_are_salted_and_never_the_secret() {
-        let secret = new_secret();
-        assert_eq!(secret.len(), 64);
-        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(new_secret(), secret);
-        let a = hash_secret(&secret).unwrap();
-        let b = hash_secret(&secret).unwrap();
-        assert!(a.starts_with("$argon2id$"), "{a}");
-        assert_ne!(a, b, "a fresh salt each time");
-        assert!(!a.contains(&secret) && a != secret);
-        assert!(verify_secret(&secret, &a));
-        assert!(verify_secret(&secret, &b));
-        assert!(!verify_secret("wrong", &a));
-        assert!(!verify_secret(&secret, "not a hash"));
-    }
 
     #[test]
     fn open_paths() {

@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::chain;
-use crate::read::{read_snapshot, unix_now};
+use crate::routes::Data;
+use mpcluster_config::{read_snapshot, unix_now};
 
 /// How the cache refreshes.
 #[derive(Debug, Clone)]
@@ -63,11 +64,6 @@ pub struct StatusView {
     pub nodes_body: Bytes,
     /// Set when the latest refresh failed: the store's error. The rest is the last good state.
     pub store_error: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Data<T> {
-    data: T,
 }
 
 #[derive(Serialize)]

@@ -1,19 +1,22 @@
 //! [`ApiError`]: the one place where errors become HTTP status codes.
 //!
-//! Handlers return `Result<_, ApiError>`; store and core errors convert with `From`, and the
-//! status code is chosen here and nowhere else. Bodies are JSON:
-//! `{"data": <null or last good data>, "message": "...", "errors": {"<field>": "..."}?}`.
+//! Handlers return `Result<_, ApiError>`; the configuration layer's, the store's and the core's
+//! errors convert with `From`, and so do the extractors' rejections ([`crate::extract`]): the
+//! status code is chosen here and nowhere else. Every error body is an [`ErrorBody`]
+//! (Proxmox style): `{"data": <null or last good data>, "message": "...", "errors":
+//! {"<field>": "..."}?}`.
 
 use std::collections::BTreeMap;
 
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mpcluster_config::nodes::RemoveNodeError;
+use mpcluster_config::{CHANGED_MEANWHILE, EditError};
 use mpcluster_core::config::ConfigErrors;
 use mpcluster_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
-
-use crate::config_routes::{CHANGED_MEANWHILE, EditError};
 
 /// An API failure: what the client gets.
 #[derive(Debug)]
@@ -39,7 +42,7 @@ pub enum ErrorKind {
     Forbidden,
     /// The thing does not exist (404).
     NotFound,
-    /// A digest-guarded write lost a race (409).
+    /// A digest-guarded write lost a race, or the target's state forbids the change (409).
     Conflict,
     /// The request body is too large (413).
     TooLarge,
@@ -106,7 +109,7 @@ impl From<StoreError> for ApiError {
             _ => ErrorKind::Internal,
         };
         let message = if kind == ErrorKind::Conflict {
-            "configuration changed meanwhile — reload and retry".to_owned()
+            CHANGED_MEANWHILE.to_owned()
         } else {
             chain(&e)
         };
@@ -139,10 +142,11 @@ impl From<EditError> for ApiError {
         match e {
             EditError::Stale => ApiError::new(ErrorKind::Conflict, CHANGED_MEANWHILE),
             EditError::Invalid(errs) => ApiError::from(errs),
-            EditError::BadRequest(message) => ApiError::new(ErrorKind::BadRequest, message),
+            EditError::Rejected(message) => ApiError::new(ErrorKind::BadRequest, message),
+            EditError::Exists { .. } => ApiError::new(ErrorKind::BadRequest, e.to_string()),
             EditError::NotFound { .. } => ApiError::new(ErrorKind::NotFound, e.to_string()),
             EditError::Store { source, .. } => ApiError::from(source),
-            EditError::Unreadable { .. } | EditError::Encode { .. } => {
+            EditError::Unreadable { .. } | EditError::Encode { .. } | EditError::Hash(_) => {
                 tracing::error!(error = %chain(&e), "configuration document error");
                 ApiError::new(ErrorKind::Internal, chain(&e))
             }
@@ -150,20 +154,61 @@ impl From<EditError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    data: &'a Option<Value>,
-    message: &'a str,
+impl From<RemoveNodeError> for ApiError {
+    fn from(e: RemoveNodeError) -> Self {
+        match e {
+            RemoveNodeError::Online { .. } => ApiError::new(ErrorKind::Conflict, e.to_string()),
+            RemoveNodeError::Unknown { .. } => ApiError::new(ErrorKind::NotFound, e.to_string()),
+            RemoveNodeError::Store { source, .. } => ApiError::from(source),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    /// 413 for a body over the limit, else 400.
+    fn from(e: BytesRejection) -> Self {
+        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorKind::TooLarge
+        } else {
+            ErrorKind::BadRequest
+        };
+        ApiError::new(kind, e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::new(ErrorKind::BadRequest, e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(ErrorKind::BadRequest, e.body_text())
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `null`, or data still worth showing: the last good status (marked `"stale": true`) or
+    /// node list while the cluster store is unavailable.
+    #[schema(required = true)]
+    pub data: Option<Value>,
+    /// A message a person can act on.
+    pub message: String,
+    /// Per-field errors of the request (`{"<field>": "<reason>"}`), every one at once; absent
+    /// when the error is not about fields.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    errors: &'a BTreeMap<String, String>,
+    pub errors: BTreeMap<String, String>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            data: &self.data,
-            message: &self.message,
-            errors: &self.errors,
+        let body = ErrorBody {
+            data: self.data,
+            message: self.message,
+            errors: self.errors,
         };
         (self.status, axum::Json(body)).into_response()
     }

@@ -2,14 +2,15 @@
 //!
 //! - [`app`] builds the axum [`Router`] from an [`AppState`] (tests drive it with `oneshot`).
 //! - [`serve`] runs it on a pre-bound listener until a shutdown future resolves.
+//! - [`routes`]: the handlers, one module per resource, thin: they extract the request
+//!   ([`extract`]), call the status cache or the configuration layer ([`mpcluster_config`],
+//!   which owns every configuration document and operation) and wrap the result.
 //! - [`cache::StatusCache`] computes the status from store events; handlers never compute it.
 //! - [`error::ApiError`] is the one place errors become HTTP status codes.
-//! - [`config_routes`]: the digest-guarded configuration API (multipath config, allow-list,
-//!   overrides, storages) and the edit functions the CLI shares.
-//! - [`read::read_snapshot`] reads a cluster snapshot from any store (also used by the CLI).
-//! - [`auth`]: API tokens and the middleware requiring them (every route but `/health` and the
-//!   web UI's static files); [`tls`]: HTTPS; [`limits`]: request and connection limits and
-//!   the connection loop ([`limits::serve_with`]).
+//! - [`ApiDoc`]: the OpenAPI document, with schemas of every request and response body.
+//! - [`auth`]: the middleware requiring API tokens (every route but `/health` and the web UI's
+//!   static files); [`tls`]: HTTPS; [`limits`]: request and connection limits and the
+//!   connection loop ([`limits::serve_with`]).
 #![warn(missing_docs)]
 
 use std::future::Future;
@@ -17,20 +18,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use mpcluster_store::ClusterStore;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
 pub mod auth;
 pub mod cache;
-pub mod config_routes;
 pub mod error;
+pub mod extract;
 pub mod limits;
-pub mod read;
+mod openapi;
 pub mod routes;
 pub mod tls;
 pub mod ui;
+
+pub use openapi::ApiDoc;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -44,37 +47,6 @@ pub struct AppState {
     pub cache: cache::StatusCache,
 }
 
-/// The OpenAPI description of the API.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "mpcluster API",
-        description = "Cluster-wide dm-multipath configuration and health"
-    ),
-    paths(
-        routes::status,
-        routes::nodes,
-        routes::snapshot,
-        routes::node_disks,
-        routes::health,
-        config_routes::get_config,
-        config_routes::put_config,
-        config_routes::list_wwids,
-        config_routes::add_wwid_route,
-        config_routes::get_wwid,
-        config_routes::put_wwid,
-        config_routes::delete_wwid,
-        config_routes::get_overrides,
-        config_routes::put_overrides,
-        config_routes::list_storages,
-        config_routes::add_storage_route,
-        config_routes::get_storage,
-        config_routes::put_storage,
-        config_routes::delete_storage
-    )
-)]
-pub struct ApiDoc;
-
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
@@ -84,46 +56,53 @@ pub fn app(state: AppState) -> Router {
     let auth = auth::Auth::new(state.store.clone());
     let slots = Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONCURRENT_REQUESTS));
     Router::new()
-        .route("/health", get(routes::health))
+        .route("/health", get(routes::status::health))
         .merge(ui::router())
         .route("/api2/openapi.json", get(openapi))
-        .route("/api2/json/cluster/multipath/status", get(routes::status))
+        .route(
+            "/api2/json/cluster/multipath/status",
+            get(routes::status::status),
+        )
         .route(
             "/api2/json/cluster/multipath/snapshot",
-            get(routes::snapshot),
+            get(routes::status::snapshot),
         )
-        .route("/api2/json/cluster/nodes", get(routes::nodes))
+        .route("/api2/json/cluster/nodes", get(routes::nodes::nodes))
+        .route(
+            "/api2/json/cluster/nodes/{node}",
+            delete(routes::nodes::remove),
+        )
         .route(
             "/api2/json/nodes/{node}/disks/multipath",
-            get(routes::node_disks),
+            get(routes::nodes::node_disks),
         )
         .route(
             "/api2/json/cluster/multipath/config",
-            get(config_routes::get_config).put(config_routes::put_config),
+            get(routes::config::get).put(routes::config::put),
         )
         .route(
             "/api2/json/cluster/multipath/wwids",
-            get(config_routes::list_wwids).post(config_routes::add_wwid_route),
+            get(routes::wwids::list).post(routes::wwids::add),
         )
         .route(
             "/api2/json/cluster/multipath/wwids/{wwid}",
-            get(config_routes::get_wwid)
-                .put(config_routes::put_wwid)
-                .delete(config_routes::delete_wwid),
+            get(routes::wwids::get)
+                .put(routes::wwids::put)
+                .delete(routes::wwids::delete),
         )
         .route(
             "/api2/json/cluster/multipath/overrides",
-            get(config_routes::get_overrides).put(config_routes::put_overrides),
+            get(routes::overrides::get).put(routes::overrides::put),
         )
         .route(
             "/api2/json/storage",
-            get(config_routes::list_storages).post(config_routes::add_storage_route),
+            get(routes::storage::list).post(routes::storage::add),
         )
         .route(
             "/api2/json/storage/{id}",
-            get(config_routes::get_storage)
-                .put(config_routes::put_storage)
-                .delete(config_routes::delete_storage),
+            get(routes::storage::get)
+                .put(routes::storage::put)
+                .delete(routes::storage::delete),
         )
         .layer(axum::middleware::from_fn_with_state(
             auth,

@@ -11,14 +11,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
+use mpcluster_config::tokens::{add_token, bootstrap_admin, remove_token, verify_secret};
+use mpcluster_config::unix_now;
 use mpcluster_core::NodeName;
 use mpcluster_core::snapshot::{doc_names, kv_keys};
 use mpcluster_core::tokens::{Privilege, TokenId, TokensDoc};
-use mpcluster_server::auth::{
-    INVALID_TOKEN, TOKEN_REQUIRED, add_token, bootstrap_admin, remove_token, verify_secret,
-};
+use mpcluster_server::auth::{INVALID_TOKEN, TOKEN_REQUIRED};
 use mpcluster_server::cache::{CacheConfig, StatusCache};
-use mpcluster_server::read::unix_now;
 use mpcluster_server::{ApiDoc, AppState, BODY_LIMIT, app};
 use mpcluster_store::embedded::EmbeddedStore;
 use mpcluster_store::{ClusterStore, EmbeddedOptions, Expect};

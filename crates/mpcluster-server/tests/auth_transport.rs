@@ -14,7 +14,8 @@ use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use mpcluster_server::limits::{ServeOptions, limit_concurrency, serve_with};
 use mpcluster_server::tls::{ServerTls, ServerTrust, client_config, fingerprint};
-use mpcluster_store::testing::{TestCerts, openssl_available};
+use mpcluster_store::testing::TestCerts;
+use mpcluster_testkit::ServingCert;
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -87,18 +88,12 @@ fn leaf_fingerprint(certs: &TestCerts) -> [u8; 32] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_generated_certificate_and_reload() {
-    if !openssl_available() {
-        assert!(std::env::var("CI").is_err(), "openssl is required under CI");
-        eprintln!("SKIPPED: no openssl");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let first = TestCerts::generate(&dir.path().join("first")).unwrap();
-    let cert = dir.path().join("serving.pem");
-    let key = dir.path().join("serving.key");
-    std::fs::copy(&first.server_cert, &cert).unwrap();
-    std::fs::copy(&first.server_key, &key).unwrap();
-    let tls = Arc::new(ServerTls::load(&cert, &key).unwrap());
+    let Some(serving) = ServingCert::new(dir.path()) else {
+        return;
+    };
+    let first = serving.install("first").unwrap();
+    let tls = Arc::new(ServerTls::load(&serving.cert, &serving.key).unwrap());
     assert_eq!(
         mpcluster_server::tls::parse_fingerprint(&tls.fingerprint()).unwrap(),
         leaf_fingerprint(&first)
@@ -138,9 +133,7 @@ async fn https_with_a_generated_certificate_and_reload() {
     );
 
     // Reload: a new certificate from another CA replaces the first one for new connections.
-    let second = TestCerts::generate(&dir.path().join("second")).unwrap();
-    std::fs::copy(&second.server_cert, &cert).unwrap();
-    std::fs::copy(&second.server_key, &key).unwrap();
+    let second = serving.install("second").unwrap();
     tls.reload().unwrap();
     let reply = https_get(server.addr, &ServerTrust::Ca(second.ca.clone()))
         .await
@@ -153,7 +146,7 @@ async fn https_with_a_generated_certificate_and_reload() {
         "the old CA no longer matches"
     );
     // A broken file on reload keeps the certificate in use.
-    std::fs::write(&key, "not a key").unwrap();
+    std::fs::write(&serving.key, "not a key").unwrap();
     assert!(tls.reload().is_err());
     let reply = https_get(server.addr, &ServerTrust::Ca(second.ca.clone()))
         .await

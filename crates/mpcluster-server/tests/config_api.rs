@@ -13,12 +13,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
+use mpcluster_config::CHANGED_MEANWHILE;
 use mpcluster_core::NodeName;
 use mpcluster_core::config::{MultipathConfig, Overrides, render_baseline, render_overrides};
 use mpcluster_core::digest::ConfigDigest;
 use mpcluster_core::snapshot::{Member, doc_names};
 use mpcluster_server::cache::{CacheConfig, StatusCache};
-use mpcluster_server::config_routes::CHANGED_MEANWHILE;
 use mpcluster_server::{AppState, app};
 use mpcluster_store::embedded::EmbeddedStore;
 use mpcluster_store::{
@@ -52,13 +52,13 @@ fn test_token() -> &'static (String, String) {
     static TOKEN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| {
         use mpcluster_core::tokens::{Privilege, TokenEntry, TokenId, TokensDoc};
-        let secret = mpcluster_server::auth::new_secret();
+        let secret = mpcluster_config::tokens::new_secret();
         let mut doc = TokensDoc::default();
         doc.tokens.insert(
             TokenId::new("test").unwrap(),
             TokenEntry {
                 privs: Privilege::ALL.into(),
-                hash: mpcluster_server::auth::hash_secret(&secret).unwrap(),
+                hash: mpcluster_config::tokens::hash_secret(&secret).unwrap(),
                 created: 0,
                 expire: None,
                 comment: None,

@@ -125,7 +125,7 @@ async fn load() {
     let snap = synthetic_snapshot(SyntheticSpec {
         offline_pct: 0,
         stale_pct: 0,
-        now: mpcluster_server::read::unix_now(),
+        now: mpcluster_config::unix_now(),
         ..SyntheticSpec::new(64, 1024)
     });
     let wwids: serde_json::Map<String, serde_json::Value> = snap
@@ -145,7 +145,7 @@ async fn load() {
     let mut truncated = 0;
     for (node, raw) in &snap.kv.multipath {
         let decoded = mpcluster_core::broadcast::decode(raw).unwrap();
-        let enc = encode_broadcast(mpcluster_server::read::unix_now(), &decoded.broadcast.maps);
+        let enc = encode_broadcast(mpcluster_config::unix_now(), &decoded.broadcast.maps);
         truncated += enc.truncated;
         store
             .put(kv_keys::HEALTH, node, Some(&enc.value))

@@ -30,12 +30,14 @@ enum Commands {
     Snapshot(cmd::snapshot::SnapshotArgs),
     /// Run a simulated cluster (embedded store, simulated nodes, real agents and API) with a
     /// looping failure timeline.
+    #[cfg(feature = "demo")]
     Demo(cmd::demo::DemoArgs),
     /// Run the API server (and, with the embedded store, this node's agent).
     Serve(cmd::serve::ServeArgs),
     /// Run the node agent: collect multipath state and broadcast it.
     Agent(cmd::agent::AgentCmdArgs),
-    /// This node's multipath state, asked from the local multipathd once.
+    /// This node's multipath state, asked from the local multipathd once; forget a departed
+    /// node (remove).
     Node(cmd::node::NodeArgs),
     /// The cluster-wide multipath defaults knobs: show, set, unset.
     Config(cmd::config::ConfigArgs),
@@ -47,6 +49,18 @@ enum Commands {
     Storage(cmd::storage::StorageArgs),
     /// API tokens: add (prints the secret once), list, remove.
     Token(cmd::token::TokenArgs),
+}
+
+impl Commands {
+    /// Serve, agent and demo run until stopped (see [`default_sigpipe`]).
+    fn long_running(&self) -> bool {
+        match self {
+            Commands::Serve(_) | Commands::Agent(_) => true,
+            #[cfg(feature = "demo")]
+            Commands::Demo(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Restore the default SIGPIPE disposition, so a short-lived command whose reader goes away
@@ -64,10 +78,7 @@ fn default_sigpipe() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(
-        cli.command,
-        Commands::Serve(_) | Commands::Agent(_) | Commands::Demo(_)
-    ) {
+    if !cli.command.long_running() {
         default_sigpipe();
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
@@ -94,6 +105,7 @@ fn main() -> ExitCode {
             Commands::Status(args) => cmd::status::run(args).await,
             Commands::Nodes(args) => cmd::nodes::run(args).await,
             Commands::Snapshot(args) => cmd::snapshot::run(args).await,
+            #[cfg(feature = "demo")]
             Commands::Demo(args) => cmd::demo::run(args).await,
             Commands::Serve(args) => cmd::serve::run(args).await,
             Commands::Agent(args) => cmd::agent::run(args).await,

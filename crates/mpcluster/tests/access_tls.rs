@@ -1,5 +1,5 @@
 //! HTTPS end to end: `serve --tls-cert/--tls-key` with a generated certificate (openssl, via
-//! the store's `TestCerts`); the CLI trusts it with `--ca` or `--fingerprint`, refuses it
+//! `mpcluster_testkit::ServingCert`); the CLI trusts it with `--ca` or `--fingerprint`, refuses it
 //! otherwise; plain HTTP gets nowhere; SIGHUP reloads the certificate.
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::start_serve;
-use mpcluster_store::testing::{TestCerts, openssl_available};
+use mpcluster_testkit::ServingCert;
 
 fn status(url: &str, token_file: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mpcluster"))
@@ -58,17 +58,11 @@ fn wait_ok(what: &str, f: impl Fn() -> Output) {
 
 #[test]
 fn https_with_ca_or_fingerprint_plain_http_refused_and_sighup_reload() {
-    if !openssl_available() {
-        assert!(std::env::var("CI").is_err(), "openssl is required under CI");
-        eprintln!("SKIPPED: no openssl");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let first = TestCerts::generate(&dir.path().join("first")).unwrap();
-    let cert = dir.path().join("serving.pem");
-    let key = dir.path().join("serving.key");
-    std::fs::copy(&first.server_cert, &cert).unwrap();
-    std::fs::copy(&first.server_key, &key).unwrap();
+    let Some(serving) = ServingCert::new(dir.path()) else {
+        return;
+    };
+    let first = serving.install("first").unwrap();
     let (server, url) = start_serve(
         "serve",
         &[
@@ -76,9 +70,9 @@ fn https_with_ca_or_fingerprint_plain_http_refused_and_sighup_reload() {
             format!("embedded:{}", dir.path().join("store").display()),
             "--no-agent".into(),
             "--tls-cert".into(),
-            cert.display().to_string(),
+            serving.cert.display().to_string(),
             "--tls-key".into(),
-            key.display().to_string(),
+            serving.key.display().to_string(),
         ],
     );
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
@@ -131,9 +125,7 @@ fn https_with_ca_or_fingerprint_plain_http_refused_and_sighup_reload() {
     }
 
     // SIGHUP: a certificate from another CA replaces the first one.
-    let second = TestCerts::generate(&dir.path().join("second")).unwrap();
-    std::fs::copy(&second.server_cert, &cert).unwrap();
-    std::fs::copy(&second.server_key, &key).unwrap();
+    let second = serving.install("second").unwrap();
     server.signal("HUP");
     let ca2 = second.ca.display().to_string();
     wait_ok("the reloaded certificate", || {

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use mpcluster_agent::FakeMultipathd;
 use mpcluster_agent::sim::{SimMap, SimNode, SimState};
+use mpcluster_config::unix_now;
 use mpcluster_core::multipathd::{SHOW_MAPS_JSON, SHOW_MAPS_RAW, SHOW_PATHS_RAW};
 use mpcluster_core::payload::BROADCAST_BUDGET;
 use mpcluster_core::{MapState, Wwid};
@@ -73,13 +74,6 @@ async fn node(sub: &str, sim: &SimNode, extra: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8(b.to_vec()).unwrap()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

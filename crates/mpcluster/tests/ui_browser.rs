@@ -17,7 +17,7 @@ mod ui_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Proc, make_root};
+use common::{Proc, cell, make_root, row_state};
 use fantoccini::{Client, Locator};
 use mpcluster_agent::sim::{SimMap, SimNode, SimState};
 use mpcluster_core::config::{BASELINE_PATH, CONF_DIR};
@@ -25,8 +25,8 @@ use mpcluster_core::snapshot::doc_names;
 use mpcluster_store::{Expect, StoreOptions, StoreSpec};
 use serde_json::{Value, json};
 use ui_support::{
-    READ_MATRIX, SERIAL, Server, browser, click, screenshot, start_server, text_of, type_into,
-    wait_js, wait_js_for,
+    READ_MATRIX, Server, browser, click, click_css, js, screenshot, start_server, text_of,
+    type_into, value_of, wait_js, wait_js_for, wait_text,
 };
 
 const W_VM: &str = "3600a098038303053453f463045727a01";
@@ -163,20 +163,6 @@ impl Cluster {
     }
 }
 
-fn cell<'a>(status: &'a Value, wwid: &str, node: &str) -> &'a Value {
-    status["luns"]
-        .as_array()
-        .and_then(|l| l.iter().find(|r| r["wwid"] == wwid))
-        .map_or(&Value::Null, |r| &r["nodes"][node])
-}
-
-fn lun<'a>(status: &'a Value, wwid: &str) -> &'a Value {
-    status["luns"]
-        .as_array()
-        .and_then(|l| l.iter().find(|r| r["wwid"] == wwid))
-        .unwrap_or(&Value::Null)
-}
-
 fn read_file(root: &Path, rel: &str) -> String {
     std::fs::read_to_string(root.join(rel)).unwrap_or_default()
 }
@@ -296,8 +282,46 @@ fn expected_matrix() -> Vec<ExpectedRow> {
     ]
 }
 
-async fn new_browser(test: &str) -> Option<ui_support::Browser> {
-    browser(test).await
+/// The WWIDs of the matrix rows, in the order shown.
+async fn rows(c: &Client) -> Value {
+    js(
+        c,
+        "return [...document.querySelectorAll('#matrix tbody tr.row')].map(r => r.dataset.wwid)",
+    )
+    .await
+}
+
+/// The real server on an empty store, without agents (for pages with an intercepted API).
+fn lone_server() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tokio::task::block_in_place(|| {
+        start_server(&dir.path().join("store"), &["--no-agent".into()])
+    });
+    (dir, server)
+}
+
+/// Open the node list and take over the API calls of the page ([`INTERCEPT`]).
+async fn intercept(c: &Client, server: &Server) {
+    server.open(c, "#/nodes").await;
+    js(c, INTERCEPT).await;
+}
+
+/// The API path of one allow-list entry.
+fn wwid_path(wwid: &str) -> String {
+    format!("/api2/json/cluster/multipath/wwids/{wwid}")
+}
+
+/// The allow-list, read through the API, does not hold `wwid`.
+fn assert_not_listed(server: &Server, wwid: &str, why: &str) {
+    let list = server.get("/api2/json/cluster/multipath/wwids");
+    assert!(!list["wwids"].to_string().contains(wwid), "{why}: {list}");
+}
+
+/// Each `(input id, value, why)`: the input holds that value.
+async fn assert_values(c: &Client, expected: &[(&str, &str, &str)]) {
+    for (id, want, why) in expected {
+        assert_eq!(value_of(c, id).await, *want, "{id}: {why}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,8 +333,7 @@ async fn new_browser(test: &str) -> Option<ui_support::Browser> {
 /// highlights failed paths. Screenshots: health matrix, node view, node list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_matrix_shows_the_state_of_every_cell() {
-    let _serial = SERIAL.lock().await;
-    let Some(b) = new_browser("health_matrix_shows_the_state_of_every_cell").await else {
+    let Some(b) = browser("health_matrix_shows_the_state_of_every_cell").await else {
         return;
     };
     let c = &b.client;
@@ -327,25 +350,15 @@ async fn health_matrix_shows_the_state_of_every_cell() {
         "the matrix with n5 unknown",
     )
     .await;
-    let page = c.execute(READ_MATRIX, vec![]).await.unwrap();
-    let order = c
-        .execute(
-            "return [...document.querySelectorAll('#matrix tbody tr.row')].map(r => r.dataset.wwid)",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let page = js(c, READ_MATRIX).await;
+    let order = rows(c).await;
     eprintln!("page matrix: {page:#}");
 
     // Every cell as expected, and as the API says.
-    for (wwid, row_state, cells) in expected_matrix() {
+    for (wwid, row_state_page, cells) in expected_matrix() {
         let row = &page[wwid];
-        assert_eq!(row["state"], row_state, "{wwid}: {row}");
-        assert_eq!(
-            lun(&api_status, wwid)["cluster-state"],
-            row_state,
-            "API {wwid}"
-        );
+        assert_eq!(row["state"], row_state_page, "{wwid}: {row}");
+        assert_eq!(row_state(&api_status, wwid), row_state_page, "API {wwid}");
         let shown = row["cells"].as_object().unwrap();
         for (node, state, text) in &cells {
             let cell_page = &row["cells"][node];
@@ -373,17 +386,26 @@ async fn health_matrix_shows_the_state_of_every_cell() {
     }
     // Hover titles carry the transport and the node's broadcast time.
     let title = page[W_VM]["cells"]["n3"]["title"].as_str().unwrap();
-    assert!(title.contains("3 of 4 paths active"), "{title}");
-    assert!(title.contains("transport: iscsi"), "{title}");
-    assert!(title.contains("last broadcast: "), "{title}");
-    assert_eq!(page[W_VM]["alias"], "vm-disks");
-    assert_eq!(page[W_VM]["used"], "vmdata");
-    assert_eq!(page[W_VM]["size"], "2 TiB");
-    assert_eq!(page[W_DB]["size"], "500 GiB");
+    for part in [
+        "3 of 4 paths active",
+        "transport: iscsi",
+        "last broadcast: ",
+    ] {
+        assert!(title.contains(part), "{part}: {title}");
+    }
+    for (wwid, column, want) in [
+        (W_VM, "alias", "vm-disks"),
+        (W_VM, "used", "vmdata"),
+        (W_VM, "size", "2 TiB"),
+        (W_DB, "size", "500 GiB"),
+    ] {
+        assert_eq!(page[wwid][column], want, "{wwid} {column}");
+    }
     // Worst first: failed, missing, degraded, then the optimal ones.
-    assert_eq!(order[0], W_BK);
-    assert_eq!(order[1], W_DB);
-    assert_eq!(order[2], W_VM);
+    assert_eq!(
+        order.as_array().unwrap()[..3],
+        [json!(W_BK), json!(W_DB), json!(W_VM)]
+    );
 
     // The banner: n5 offline, n1's apply error with its message and time.
     let offline = text_of(c, "offline-banner").await;
@@ -427,24 +449,8 @@ async fn health_matrix_shows_the_state_of_every_cell() {
     assert!(shot.is_file());
 
     // Sorting: WWID ascending, then descending; aria-sort follows.
-    let wwid_order = |c: &Client| {
-        let c = c.clone();
-        async move {
-            c.execute(
-                "return [...document.querySelectorAll('#matrix tbody tr.row')].map(r => r.dataset.wwid)",
-                vec![],
-            )
-            .await
-            .unwrap()
-        }
-    };
-    c.find(Locator::Css("th.col-wwid button.sort"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let asc = wwid_order(c).await;
+    click_css(c, "th.col-wwid button.sort").await;
+    let asc = rows(c).await;
     let mut sorted: Vec<String> = asc
         .as_array()
         .unwrap()
@@ -458,88 +464,67 @@ async fn health_matrix_shows_the_state_of_every_cell() {
         th.attr("aria-sort").await.unwrap().as_deref(),
         Some("ascending")
     );
-    c.find(Locator::Css("th.col-wwid button.sort"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let desc = wwid_order(c).await;
+    click_css(c, "th.col-wwid button.sort").await;
     sorted.reverse();
-    assert_eq!(desc, json!(sorted));
+    assert_eq!(rows(c).await, json!(sorted));
     // Sort by a node column: n2's failed cell first.
-    c.find(Locator::Css("th[data-node=n2] button.sort"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(wwid_order(c).await[0], W_BK);
+    click_css(c, "th[data-node=n2] button.sort").await;
+    assert_eq!(rows(c).await[0], W_BK);
     click(c, "sort-reset").await;
-    assert_eq!(wwid_order(c).await[0], W_BK);
+    assert_eq!(rows(c).await[0], W_BK);
 
     // Filter by node: only that column, only LUNs there.
     type_into(c, "filter", "n4").await;
-    let cols = c
-        .execute(
-            "return [...document.querySelectorAll('#matrix thead th.col-node')].map(t => t.dataset.node)",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let cols = js(
+        c,
+        "return [...document.querySelectorAll('#matrix thead th.col-node')].map(t => t.dataset.node)",
+    )
+    .await;
     assert_eq!(cols, json!(["n4"]));
-    assert_eq!(wwid_order(c).await.as_array().unwrap().len(), 5);
+    assert_eq!(rows(c).await.as_array().unwrap().len(), 5);
     // By alias, and by WWID.
-    type_into(c, "filter", "backup").await;
-    assert_eq!(wwid_order(c).await, json!([W_BK]));
-    type_into(c, "filter", "d1c0ffee").await;
-    assert_eq!(wwid_order(c).await, json!([W_HAND]));
+    for (filter, only) in [("backup", W_BK), ("d1c0ffee", W_HAND)] {
+        type_into(c, "filter", filter).await;
+        assert_eq!(rows(c).await, json!([only]), "filter {filter}");
+    }
     c.find(Locator::Id("filter"))
         .await
         .unwrap()
         .clear()
         .await
         .unwrap();
-    c.execute(
+    js(
+        c,
         "const f = document.getElementById('filter'); f.dispatchEvent(new Event('input'));",
-        vec![],
     )
-    .await
-    .unwrap();
-    assert_eq!(wwid_order(c).await.as_array().unwrap().len(), 6);
+    .await;
+    assert_eq!(rows(c).await.as_array().unwrap().len(), 6);
     // Problems only.
     click(c, "problems").await;
-    assert_eq!(wwid_order(c).await, json!([W_BK, W_DB, W_VM]));
+    assert_eq!(rows(c).await, json!([W_BK, W_DB, W_VM]));
     click(c, "problems").await;
 
     // Node view: n2's backup map has both paths failed and highlighted.
-    c.find(Locator::Css("th[data-node=n2] a.node-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(c, "th[data-node=n2] a.node-link").await;
     wait_js(
         c,
         &format!("return document.querySelectorAll('section.map[data-wwid=\"{W_BK}\"] tr.path.failed').length === 2"),
         "n2's failed paths",
     )
     .await;
-    let healthy = c
-        .execute(
-            &format!("return document.querySelectorAll('section.map[data-wwid=\"{W_VM}\"] tr.path').length"),
-            vec![],
-        )
-        .await
-        .unwrap();
+    let healthy = js(
+        c,
+        &format!(
+            "return document.querySelectorAll('section.map[data-wwid=\"{W_VM}\"] tr.path').length"
+        ),
+    )
+    .await;
     assert_eq!(healthy, 4);
-    let failed_text = c
-        .execute(
-            &format!("return document.querySelector('section.map[data-wwid=\"{W_BK}\"] tr.path.failed').textContent"),
-            vec![],
-        )
-        .await
-        .unwrap();
+    let failed_text = js(
+        c,
+        &format!("return document.querySelector('section.map[data-wwid=\"{W_BK}\"] tr.path.failed').textContent"),
+    )
+    .await;
     let t = failed_text.as_str().unwrap();
     assert!(
         t.contains("failed") && t.contains("faulty") && t.contains("offline"),
@@ -566,8 +551,7 @@ async fn health_matrix_shows_the_state_of_every_cell() {
 /// position, the filter, the sort and the focus stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_path_shows_without_reload_keeping_scroll_and_filter() {
-    let _serial = SERIAL.lock().await;
-    let Some(b) = new_browser("failing_path_shows_without_reload_keeping_scroll_and_filter").await
+    let Some(b) = browser("failing_path_shows_without_reload_keeping_scroll_and_filter").await
     else {
         return;
     };
@@ -600,30 +584,23 @@ async fn failing_path_shows_without_reload_keeping_scroll_and_filter() {
     )
     .await;
     // Sort by WWID (rows then do not move when a state changes), filter, scroll, focus.
-    c.find(Locator::Css("th.col-wwid button.sort"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(c, "th.col-wwid button.sort").await;
     type_into(c, "filter", "3600a0980383030").await;
-    let before = c
-        .execute(
-            "window.__marker = 42;
-             const s = document.getElementById('matrix-scroll');
-             s.scrollTop = 420;
-             return new Promise(r => requestAnimationFrame(() => setTimeout(() => {
-               const box = s.getBoundingClientRect();
-               const el = document.elementFromPoint(box.left + 20, box.top + box.height / 2);
-               const tr = el && el.closest('tr.row');
-               document.getElementById('filter').focus();
-               r({ top: s.scrollTop, wwid: tr ? tr.dataset.wwid : null,
-                   updates: Number(document.getElementById('matrix').dataset.updates || 0) });
-             }, 50)));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let before = js(
+        c,
+        "window.__marker = 42;
+         const s = document.getElementById('matrix-scroll');
+         s.scrollTop = 420;
+         return new Promise(r => requestAnimationFrame(() => setTimeout(() => {
+           const box = s.getBoundingClientRect();
+           const el = document.elementFromPoint(box.left + 20, box.top + box.height / 2);
+           const tr = el && el.closest('tr.row');
+           document.getElementById('filter').focus();
+           r({ top: s.scrollTop, wwid: tr ? tr.dataset.wwid : null,
+               updates: Number(document.getElementById('matrix').dataset.updates || 0) });
+         }, 50)));",
+    )
+    .await;
     let target = before["wwid"].as_str().unwrap().to_owned();
     assert!(before["top"].as_f64().unwrap() > 300.0, "{before}");
     let idx = wwids.iter().position(|w| *w == target).unwrap();
@@ -639,34 +616,34 @@ async fn failing_path_shows_without_reload_keeping_scroll_and_filter() {
     );
     let text = wait_js(c, &script, "the degraded cell in the open page").await;
     assert!(text.as_str().unwrap().contains("1/2"), "{text}");
-    let after = c
-        .execute(
-            "const s = document.getElementById('matrix-scroll');
-             return { marker: window.__marker, top: s.scrollTop,
-                      filter: document.getElementById('filter').value,
-                      focus: document.activeElement && document.activeElement.id,
-                      sorted: document.querySelector('thead th.col-wwid').getAttribute('aria-sort'),
-                      updates: Number(document.getElementById('matrix').dataset.updates || 0),
-                      updateMs: document.getElementById('matrix').dataset.updateMs };",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let after = js(
+        c,
+        "const s = document.getElementById('matrix-scroll');
+         return { marker: window.__marker, top: s.scrollTop,
+                  filter: document.getElementById('filter').value,
+                  focus: document.activeElement && document.activeElement.id,
+                  sorted: document.querySelector('thead th.col-wwid').getAttribute('aria-sort'),
+                  updates: Number(document.getElementById('matrix').dataset.updates || 0),
+                  updateMs: document.getElementById('matrix').dataset.updateMs };",
+    )
+    .await;
     eprintln!("after the failure: {after}");
-    assert_eq!(after["marker"], 42, "the page was not reloaded");
-    assert_eq!(after["top"], before["top"], "scroll position kept");
-    assert_eq!(after["filter"], "3600a0980383030", "filter kept");
-    assert_eq!(after["focus"], "filter", "focus kept");
-    assert_eq!(after["sorted"], "ascending", "sort kept");
+    for (key, want, why) in [
+        ("marker", json!(42), "the page was not reloaded"),
+        ("top", before["top"].clone(), "scroll position kept"),
+        ("filter", json!("3600a0980383030"), "filter kept"),
+        ("focus", json!("filter"), "focus kept"),
+        ("sorted", json!("ascending"), "sort kept"),
+    ] {
+        assert_eq!(after[key], want, "{why}");
+    }
     assert!(after["updates"].as_u64().unwrap() > before["updates"].as_u64().unwrap());
     // The rest of the row is untouched.
-    let other = c
-        .execute(
-            &format!("return document.querySelector('#matrix tr[data-wwid=\"{target}\"] td.cell[data-node=n1]').dataset.state"),
-            vec![],
-        )
-        .await
-        .unwrap();
+    let other = js(
+        c,
+        &format!("return document.querySelector('#matrix tr[data-wwid=\"{target}\"] td.cell[data-node=n1]').dataset.state"),
+    )
+    .await;
     assert_eq!(other, "optimal");
     screenshot(c, "health-matrix-live-update").await;
     b.close().await;
@@ -706,8 +683,7 @@ async fn open_config(c: &Client, server: &Server) {
 /// and remove (with confirmation) work too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_listing_a_wwid_reaches_the_store_and_the_agents() {
-    let _serial = SERIAL.lock().await;
-    let Some(b) = new_browser("allow_listing_a_wwid_reaches_the_store_and_the_agents").await else {
+    let Some(b) = browser("allow_listing_a_wwid_reaches_the_store_and_the_agents").await else {
         return;
     };
     let c = &b.client;
@@ -721,46 +697,23 @@ async fn allow_listing_a_wwid_reaches_the_store_and_the_agents() {
     )
     .await;
     assert!(sugg.as_str().unwrap().contains("n1, n2"), "{sugg}");
-    let listed = c
-        .execute(
-            &format!("return !!document.querySelector('button.suggestion[data-wwid=\"{W_VM}\"]')"),
-            vec![],
-        )
-        .await
-        .unwrap();
+    let listed = js(
+        c,
+        &format!("return !!document.querySelector('button.suggestion[data-wwid=\"{W_VM}\"]')"),
+    )
+    .await;
     assert_eq!(listed, false, "listed WWIDs are not suggested");
-    let options = c
-        .execute(
-            "return [...document.querySelectorAll('#wwid-suggestions option')].map(o => o.value)",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let options = js(
+        c,
+        "return [...document.querySelectorAll('#wwid-suggestions option')].map(o => o.value)",
+    )
+    .await;
     assert_eq!(options, json!([W_HAND]));
-    c.find(Locator::Css(&format!(
-        "button.suggestion[data-wwid=\"{W_HAND}\"]"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    let v = c
-        .find(Locator::Id("wwid-wwid"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
-    assert_eq!(v.as_deref(), Some(W_HAND));
+    click_css(c, &format!("button.suggestion[data-wwid=\"{W_HAND}\"]")).await;
+    assert_eq!(value_of(c, "wwid-wwid").await, W_HAND);
     type_into(c, "wwid-alias", "scratch").await;
     // A per-LUN knob too.
-    c.find(Locator::Css("#wwid-knobs summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(c, "#wwid-knobs summary").await;
     c.find(Locator::Id("wwid-no-path-retry"))
         .await
         .unwrap()
@@ -769,12 +722,7 @@ async fn allow_listing_a_wwid_reaches_the_store_and_the_agents() {
         .unwrap();
     screenshot(c, "config-adding").await;
     click(c, "wwid-submit").await;
-    wait_js(
-        c,
-        "return document.getElementById('wwid-msg').textContent.includes('Added')",
-        "the add to succeed",
-    )
-    .await;
+    wait_text(c, "wwid-msg", "Added", "the add to succeed").await;
 
     // In the store, through the API.
     let list = cluster.server.get("/api2/json/cluster/multipath/wwids");
@@ -804,14 +752,11 @@ async fn allow_listing_a_wwid_reaches_the_store_and_the_agents() {
     screenshot(c, "config").await;
 
     // Edit: change the alias.
-    c.find(Locator::Css(&format!(
-        "#wwid-table tr[data-wwid=\"{W_HAND}\"] button[data-action=edit]"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click_css(
+        c,
+        &format!("#wwid-table tr[data-wwid=\"{W_HAND}\"] button[data-action=edit]"),
+    )
+    .await;
     assert_eq!(
         text_of(c, "wwid-form-title").await,
         format!("Edit {W_HAND}")
@@ -824,42 +769,20 @@ async fn allow_listing_a_wwid_reaches_the_store_and_the_agents() {
         "the edited alias",
     )
     .await;
-    let e = cluster
-        .server
-        .get(&format!("/api2/json/cluster/multipath/wwids/{W_HAND}"));
-    assert_eq!(e["alias"], "scratch2");
+    let entry_path = wwid_path(W_HAND);
+    assert_eq!(cluster.server.get(&entry_path)["alias"], "scratch2");
 
     // Remove: the dialog asks first; Cancel keeps the entry.
     let remove = format!("#wwid-table tr[data-wwid=\"{W_HAND}\"] button[data-action=remove]");
-    c.find(Locator::Css(&remove))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let open = c
-        .execute(
-            "return document.getElementById('confirm-dialog').open",
-            vec![],
-        )
-        .await
-        .unwrap();
+    click_css(c, &remove).await;
+    let open = js(c, "return document.getElementById('confirm-dialog').open").await;
     assert_eq!(open, true);
     assert!(text_of(c, "confirm-text").await.contains("scratch2"));
     screenshot(c, "config-remove-confirmation").await;
     click(c, "confirm-no").await;
-    let (code, _) = cluster.server.call(
-        "GET",
-        &format!("/api2/json/cluster/multipath/wwids/{W_HAND}"),
-        None,
-    );
+    let (code, _) = cluster.server.call("GET", &entry_path, None);
     assert_eq!(code, 200, "cancel keeps the entry");
-    c.find(Locator::Css(&remove))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_css(c, &remove).await;
     click(c, "confirm-yes").await;
     wait_js(
         c,
@@ -867,11 +790,7 @@ async fn allow_listing_a_wwid_reaches_the_store_and_the_agents() {
         "the removed row",
     )
     .await;
-    let (code, _) = cluster.server.call(
-        "GET",
-        &format!("/api2/json/cluster/multipath/wwids/{W_HAND}"),
-        None,
-    );
+    let (code, _) = cluster.server.call("GET", &entry_path, None);
     assert_eq!(code, 404, "removed from the store");
     b.close().await;
 }
@@ -880,9 +799,7 @@ async fn allow_listing_a_wwid_reaches_the_store_and_the_agents() {
 /// reload", everything typed is still there, and after Reload the save succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_edit_shows_the_conflict_and_keeps_the_input() {
-    let _serial = SERIAL.lock().await;
-    let Some(b) = new_browser("concurrent_edit_shows_the_conflict_and_keeps_the_input").await
-    else {
+    let Some(b) = browser("concurrent_edit_shows_the_conflict_and_keeps_the_input").await else {
         return;
     };
     let c = &b.client;
@@ -901,173 +818,149 @@ async fn concurrent_edit_shows_the_conflict_and_keeps_the_input() {
     assert_eq!(code, 200, "{body}");
 
     click(c, "wwid-submit").await;
-    let msg = wait_js(
+    let msg = wait_text(c, "wwid-msg", "changed meanwhile", "the conflict message").await;
+    assert!(msg.contains("reload"), "{msg}");
+    assert_values(
         c,
-        "const m = document.getElementById('wwid-msg').textContent; return m.includes('changed meanwhile') ? m : null;",
-        "the conflict message",
+        &[
+            ("wwid-wwid", W_HAND, "typed WWID kept"),
+            ("wwid-alias", "typed-alias", "typed alias kept"),
+            ("defaults-polling-interval", "9", "other forms kept"),
+        ],
     )
     .await;
-    assert!(msg.as_str().unwrap().contains("reload"), "{msg}");
-    let value = |id: &'static str| async move {
-        c.find(Locator::Id(id))
-            .await
-            .unwrap()
-            .prop("value")
-            .await
-            .unwrap()
-            .unwrap_or_default()
-    };
-    assert_eq!(value("wwid-wwid").await, W_HAND, "typed WWID kept");
-    assert_eq!(value("wwid-alias").await, "typed-alias", "typed alias kept");
-    assert_eq!(
-        value("defaults-polling-interval").await,
-        "9",
-        "other forms kept"
-    );
     // The defaults form loses the same race.
     click(c, "defaults-save").await;
-    wait_js(
+    wait_text(
         c,
-        "return document.getElementById('defaults-msg').textContent.includes('changed meanwhile')",
+        "defaults-msg",
+        "changed meanwhile",
         "the defaults conflict",
     )
     .await;
-    assert_eq!(value("defaults-polling-interval").await, "9");
+    assert_values(c, &[("defaults-polling-interval", "9", "typed value kept")]).await;
     screenshot(c, "config-conflict").await;
-    let list = cluster.server.get("/api2/json/cluster/multipath/wwids");
-    assert!(
-        !list["wwids"].to_string().contains(W_HAND),
-        "nothing written: {list}"
-    );
+    assert_not_listed(&cluster.server, W_HAND, "nothing written");
 
     // Reload: the other writer's change shows in untouched fields, typed input stays.
-    c.find(Locator::Css("#wwid-msg button.reload"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_js(
+    click_css(c, "#wwid-msg button.reload").await;
+    wait_text(c, "wwid-msg", "Reloaded", "the reload").await;
+    assert_values(
         c,
-        "return document.getElementById('wwid-msg').textContent.includes('Reloaded')",
-        "the reload",
+        &[
+            ("wwid-alias", "typed-alias", "typed alias kept"),
+            ("defaults-polling-interval", "9", "typed value kept"),
+            ("defaults-no-path-retry", "queue", "fresh value"),
+        ],
     )
     .await;
-    assert_eq!(value("wwid-alias").await, "typed-alias");
-    assert_eq!(value("defaults-polling-interval").await, "9");
-    assert_eq!(
-        value("defaults-no-path-retry").await,
-        "queue",
-        "fresh value"
-    );
     click(c, "wwid-submit").await;
-    wait_js(
-        c,
-        "return document.getElementById('wwid-msg').textContent.includes('Added')",
-        "the retried add",
-    )
-    .await;
+    wait_text(c, "wwid-msg", "Added", "the retried add").await;
     click(c, "defaults-save").await;
-    wait_js(
-        c,
-        "return document.getElementById('defaults-msg').textContent.includes('saved')",
-        "the retried save",
-    )
-    .await;
+    wait_text(c, "defaults-msg", "saved", "the retried save").await;
     let cfg = cluster.server.get("/api2/json/cluster/multipath/config");
     assert_eq!(cfg["defaults"]["polling-interval"], 9);
     assert_eq!(
         cfg["defaults"]["no-path-retry"], "queue",
         "the other change kept"
     );
-    let e = cluster
-        .server
-        .get(&format!("/api2/json/cluster/multipath/wwids/{W_HAND}"));
+    let e = cluster.server.get(&wwid_path(W_HAND));
     assert_eq!(e["alias"], "typed-alias");
     b.close().await;
+}
+
+/// A form the API refuses: the `request` the API gets, the API's `field` that it names, and
+/// the page's `inputs` (typed), `submit` (clicked) and `input` (the one whose `<input>-error`
+/// shows the message).
+struct Refusal {
+    request: (&'static str, &'static str, Value),
+    field: &'static str,
+    inputs: Vec<(&'static str, &'static str)>,
+    submit: &'static str,
+    input: &'static str,
+}
+
+impl Refusal {
+    /// The API refuses the request (HTTP 400) with a message for the field; the page, given
+    /// the same input, shows exactly that message next to the input.
+    async fn is_shown(&self, c: &Client, server: &Server) {
+        let input = self.input;
+        let (method, path, body) = &self.request;
+        let (code, api) = server.call(method, path, Some(body.clone()));
+        assert_eq!(code, 400, "{api}");
+        let api_msg = api["errors"][self.field].as_str().unwrap().to_owned();
+        for (id, text) in &self.inputs {
+            type_into(c, id, text).await;
+        }
+        click(c, self.submit).await;
+        let shown = wait_js(
+            c,
+            &format!("return document.getElementById('{input}-error').textContent"),
+            &format!("the error of {}", self.field),
+        )
+        .await;
+        assert_eq!(shown, json!(api_msg));
+    }
 }
 
 /// A bad alias (and an out-of-range knob) are refused by the API; the page shows the API's
 /// own field messages next to the fields, and writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_alias_shows_the_api_field_error_next_to_the_field() {
-    let _serial = SERIAL.lock().await;
-    let Some(b) = new_browser("bad_alias_shows_the_api_field_error_next_to_the_field").await else {
+    let Some(b) = browser("bad_alias_shows_the_api_field_error_next_to_the_field").await else {
         return;
     };
     let c = &b.client;
     let cluster = config_cluster().await;
-    // What the API says about it.
-    let (code, api) = cluster.server.call(
-        "POST",
-        "/api2/json/cluster/multipath/wwids",
-        Some(json!({"wwid": W_HAND, "alias": "bad alias"})),
-    );
-    assert_eq!(code, 400, "{api}");
-    let api_msg = api["errors"]["alias"].as_str().unwrap().to_owned();
-
     open_config(c, &cluster.server).await;
-    type_into(c, "wwid-wwid", W_HAND).await;
-    type_into(c, "wwid-alias", "bad alias").await;
-    click(c, "wwid-submit").await;
-    let shown = wait_js(
+    let bad_alias = Refusal {
+        request: (
+            "POST",
+            "/api2/json/cluster/multipath/wwids",
+            json!({"wwid": W_HAND, "alias": "bad alias"}),
+        ),
+        field: "alias",
+        inputs: vec![("wwid-wwid", W_HAND), ("wwid-alias", "bad alias")],
+        submit: "wwid-submit",
+        input: "wwid-alias",
+    };
+    bad_alias.is_shown(c, &cluster.server).await;
+    // Next to the field: inside the alias field's box, linked to the input, marked invalid.
+    let linked = js(
         c,
-        "return document.getElementById('wwid-alias-error').textContent",
-        "the alias error",
+        "const i = document.getElementById('wwid-alias');
+         const e = document.getElementById('wwid-alias-error');
+         return { same: i.closest('.field') === e.closest('.field'),
+                  described: (i.getAttribute('aria-describedby') || '').split(' ').includes(e.id),
+                  invalid: i.getAttribute('aria-invalid'),
+                  wwidError: document.getElementById('wwid-wwid-error').textContent };",
     )
     .await;
-    assert_eq!(shown, json!(api_msg));
-    // Next to the field: inside the alias field's box, linked to the input, marked invalid.
-    let linked = c
-        .execute(
-            "const i = document.getElementById('wwid-alias');
-             const e = document.getElementById('wwid-alias-error');
-             return { same: i.closest('.field') === e.closest('.field'),
-                      described: (i.getAttribute('aria-describedby') || '').split(' ').includes(e.id),
-                      invalid: i.getAttribute('aria-invalid'),
-                      wwidError: document.getElementById('wwid-wwid-error').textContent };",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(linked["same"], true, "{linked}");
-    assert_eq!(linked["described"], true, "{linked}");
-    assert_eq!(linked["invalid"], "true", "{linked}");
-    assert_eq!(linked["wwidError"], "", "only the alias is wrong");
-    let v = c
-        .find(Locator::Id("wwid-alias"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
-    assert_eq!(v.as_deref(), Some("bad alias"), "the input is kept");
+    for (key, want) in [
+        ("same", json!(true)),
+        ("described", json!(true)),
+        ("invalid", json!("true")),
+        ("wwidError", json!("")),
+    ] {
+        assert_eq!(linked[key], want, "{key}: {linked}");
+    }
+    assert_values(c, &[("wwid-alias", "bad alias", "the input is kept")]).await;
     screenshot(c, "config-field-error").await;
 
     // A knob out of range: the defaults form shows `defaults.<knob>` next to the knob.
-    let (_, api) = cluster.server.call(
-        "PUT",
-        "/api2/json/cluster/multipath/config",
-        Some(json!({"polling-interval": 99999})),
-    );
-    let knob_msg = api["errors"]["defaults.polling-interval"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    type_into(c, "defaults-polling-interval", "99999").await;
-    click(c, "defaults-save").await;
-    let shown = wait_js(
-        c,
-        "return document.getElementById('defaults-polling-interval-error').textContent",
-        "the knob error",
-    )
-    .await;
-    assert_eq!(shown, json!(knob_msg));
-    let list = cluster.server.get("/api2/json/cluster/multipath/wwids");
-    assert!(
-        !list["wwids"].to_string().contains(W_HAND),
-        "nothing written"
-    );
+    let bad_knob = Refusal {
+        request: (
+            "PUT",
+            "/api2/json/cluster/multipath/config",
+            json!({"polling-interval": 99999}),
+        ),
+        field: "defaults.polling-interval",
+        inputs: vec![("defaults-polling-interval", "99999")],
+        submit: "defaults-save",
+        input: "defaults-polling-interval",
+    };
+    bad_knob.is_shown(c, &cluster.server).await;
+    assert_not_listed(&cluster.server, W_HAND, "nothing written");
     b.close().await;
 }
 
@@ -1101,15 +994,12 @@ return true;
 /// server's tokens when it requires them, and with an intercepted API always.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_and_stale_data() {
-    let _serial = SERIAL.lock().await;
-    let Some(b) = new_browser("login_and_stale_data").await else {
+    let Some(b) = browser("login_and_stale_data").await else {
         return;
     };
     let c = &b.client;
-    let dir = tempfile::tempdir().unwrap();
-    let server = tokio::task::block_in_place(|| {
-        start_server(&dir.path().join("store"), &["--no-agent".into()])
-    });
+    let (_dir, server) = lone_server();
+    let stored_token = "return sessionStorage.getItem('mpcluster.token')";
 
     if let Some(token) = &server.token {
         // The real thing: no token -> login with the server's message; a wrong token is
@@ -1118,33 +1008,20 @@ async fn login_and_stale_data() {
         wait_js(c, "return location.hash === '#/login' && document.getElementById('login-message').textContent", "the redirect to login").await;
         type_into(c, "token", "nobody:0123456789abcdef0123456789").await;
         click(c, "login-submit").await;
-        wait_js(
-            c,
-            "return document.getElementById('login-error').textContent.includes('rejected')",
-            "the refused token",
-        )
-        .await;
+        wait_text(c, "login-error", "rejected", "the refused token").await;
         type_into(c, "token", token).await;
         click(c, "login-submit").await;
         wait_js(c, "return location.hash === '#/health'", "the login").await;
-        let stored = c
-            .execute("return sessionStorage.getItem('mpcluster.token')", vec![])
-            .await
-            .unwrap();
-        assert_eq!(stored, json!(token));
+        assert_eq!(js(c, stored_token).await, json!(token));
         click(c, "logout").await;
         wait_js(c, "return location.hash === '#/login'", "the logout").await;
-        let stored = c
-            .execute("return sessionStorage.getItem('mpcluster.token')", vec![])
-            .await
-            .unwrap();
-        assert_eq!(stored, Value::Null);
+        assert_eq!(js(c, stored_token).await, Value::Null);
     }
 
     // Intercepted: start on the node list, take over the API, then open the health page.
-    server.open(c, "#/nodes").await;
-    c.execute(INTERCEPT, vec![]).await.unwrap();
-    c.execute(
+    intercept(c, &server).await;
+    js(
+        c,
         "window.__mp.code = 503;
          window.__mp.status = () => ({ data: { luns: [{ wwid: '3600a098038303053453f463045727a01', alias: '<b>x</b>',
              'cluster-state': 'degraded', nodes: { n1: { state: 'degraded', 'paths-active': 1, 'paths-total': 2 } } }],
@@ -1153,10 +1030,8 @@ async fn login_and_stale_data() {
          window.__mp.nodes = () => ({ data: [{ node: 'n1', online: true, expected: true }] });
          window.__mp.nodesCode = 200;
          location.hash = '#/health';",
-        vec![],
     )
-    .await
-    .unwrap();
+    .await;
     let banner = wait_js(
         c,
         "const b = document.getElementById('stale-banner'); return b && !b.hidden ? b.textContent : null;",
@@ -1179,14 +1054,13 @@ async fn login_and_stale_data() {
     screenshot(c, "health-stale").await;
 
     // A 401 (e.g. the token expired) -> login, with the message.
-    c.execute(
+    js(
+        c,
         "window.__mp.code = 401; window.__mp.nodesCode = 401;
          window.__mp.status = () => ({ data: null, message: 'token expired' });
          window.__mp.nodes = () => ({ data: null, message: 'token expired' });",
-        vec![],
     )
-    .await
-    .unwrap();
+    .await;
     let shown = wait_js(
         c,
         "const m = document.getElementById('login-message'); return location.hash === '#/login' && m && !m.hidden ? m.textContent : null;",
@@ -1196,14 +1070,13 @@ async fn login_and_stale_data() {
     assert_eq!(shown, "token expired");
     screenshot(c, "login").await;
     // Log in again: the token is kept for the tab and sent on every call.
-    c.execute(
+    js(
+        c,
         "window.__mp.code = 200; window.__mp.nodesCode = 200; window.__mp.seen = [];
          window.__mp.status = () => ({ data: { luns: [], nodes: {} } });
          window.__mp.nodes = () => ({ data: [] });",
-        vec![],
     )
-    .await
-    .unwrap();
+    .await;
     type_into(c, "token", "ui-test:0123456789abcdef0123").await;
     click(c, "login-submit").await;
     wait_js(
@@ -1219,7 +1092,7 @@ async fn login_and_stale_data() {
         Duration::from_secs(10),
     )
     .await;
-    let seen = c.execute("return window.__mp.seen", vec![]).await.unwrap();
+    let seen = js(c, "return window.__mp.seen").await;
     for s in seen.as_array().unwrap() {
         assert_eq!(s["auth"], "Bearer ui-test:0123456789abcdef0123", "{s}");
     }
@@ -1275,32 +1148,40 @@ window.__perf = {
 return true;
 "#;
 
+/// `#matrix`'s `data-<key>` as a number, once the page has set it.
+async fn wait_matrix_number(c: &Client, key: &str, what: &str) -> Value {
+    let script = format!(
+        "const t = document.getElementById('matrix'); return t && t.dataset.{key} ? Number(t.dataset.{key}) : null;"
+    );
+    wait_js(c, &script, what).await
+}
+
+/// `#matrix`'s `data-<key>` as a number now.
+async fn matrix_number(c: &Client, key: &str) -> f64 {
+    let script = format!("return Number(document.getElementById('matrix').dataset.{key})");
+    js(c, &script).await.as_f64().unwrap()
+}
+
 /// 64 nodes x 1000 LUNs: the first render, updates (1% of the cells change per poll) and a
 /// scroll are timed in the page (performance.now around the render) and reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_renders_64_nodes_by_1000_luns() {
-    let _serial = SERIAL.lock().await;
-    let Some(b) = new_browser("matrix_renders_64_nodes_by_1000_luns").await else {
+    let Some(b) = browser("matrix_renders_64_nodes_by_1000_luns").await else {
         return;
     };
     let c = &b.client;
-    let dir = tempfile::tempdir().unwrap();
-    let server = tokio::task::block_in_place(|| {
-        start_server(&dir.path().join("store"), &["--no-agent".into()])
-    });
-    server.open(c, "#/nodes").await;
-    c.execute(INTERCEPT, vec![]).await.unwrap();
+    let (_dir, server) = lone_server();
+    intercept(c, &server).await;
     c.execute(SYNTHETIC, vec![json!(64), json!(1000)])
         .await
         .unwrap();
-    c.execute(
+    js(
+        c,
         "window.__mp.status = () => window.__perf.status();
          window.__mp.nodes = () => window.__perf.nodes();
          location.hash = '#/health';",
-        vec![],
     )
-    .await
-    .unwrap();
+    .await;
     let render = wait_js(
         c,
         "const t = document.getElementById('matrix'); return t && t.dataset.renderMs && t.dataset.rows === '1000' ? { render: Number(t.dataset.renderMs), cols: t.dataset.cols, phases: t.dataset.phasesMs } : null;",
@@ -1308,18 +1189,8 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
     )
     .await;
     assert_eq!(render["cols"], "64");
-    let first_layout = wait_js(
-        c,
-        "const t = document.getElementById('matrix'); return t.dataset.layoutMs ? Number(t.dataset.layoutMs) : null;",
-        "the first layout",
-    )
-    .await;
-    let frame = wait_js(
-        c,
-        "const t = document.getElementById('matrix'); return t.dataset.frameMs ? Number(t.dataset.frameMs) : null;",
-        "the first frame",
-    )
-    .await;
+    let first_layout = wait_matrix_number(c, "layoutMs", "the first layout").await;
+    let frame = wait_matrix_number(c, "frameMs", "the first frame").await;
     // Five updates, one every 2 s poll.
     let mut updates = Vec::new();
     let mut frames = Vec::new();
@@ -1328,59 +1199,39 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
     let deadline = Instant::now() + Duration::from_secs(40);
     while updates.len() < 5 {
         assert!(Instant::now() < deadline, "too few updates: {updates:?}");
-        let v = c
-            .execute(
-                "const d = document.getElementById('matrix').dataset; return { n: Number(d.updates || 0), ms: Number(d.updateMs || 0), frame: Number(d.frameMs || 0) };",
-                vec![],
-            )
-            .await
-            .unwrap();
+        let v = js(
+            c,
+            "const d = document.getElementById('matrix').dataset; return { n: Number(d.updates || 0), ms: Number(d.updateMs || 0), frame: Number(d.frameMs || 0) };",
+        )
+        .await;
         let n = v["n"].as_u64().unwrap();
         if n > seen {
             seen = n;
             updates.push(v["ms"].as_f64().unwrap());
             // Let the frame after the update be painted before reading its time.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let f = c
-                .execute(
-                    "return Number(document.getElementById('matrix').dataset.frameMs)",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            frames.push(f.as_f64().unwrap());
-            let l = c
-                .execute(
-                    "return Number(document.getElementById('matrix').dataset.layoutMs)",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            layouts.push(l.as_f64().unwrap());
+            frames.push(matrix_number(c, "frameMs").await);
+            layouts.push(matrix_number(c, "layoutMs").await);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The cells really changed: some non-optimal ones are visible.
-    let states = c
-        .execute(
-            "return [...new Set([...document.querySelectorAll('#matrix td.cell')].map(td => td.dataset.state))].sort()",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let states = js(
+        c,
+        "return [...new Set([...document.querySelectorAll('#matrix td.cell')].map(td => td.dataset.state))].sort()",
+    )
+    .await;
     assert!(states.as_array().unwrap().len() >= 3, "{states}");
     // A scroll to the middle: only the rows in view are patched.
-    let scroll = c
-        .execute(
-            "const s = document.getElementById('matrix-scroll'); s.scrollTop = s.scrollHeight / 2;
-             return new Promise(r => requestAnimationFrame(() => setTimeout(() => {
-               r({ ms: Number(document.getElementById('matrix').dataset.scrollMs),
-                   dom: document.querySelectorAll('#matrix tbody tr.row').length });
-             }, 100)));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let scroll = js(
+        c,
+        "const s = document.getElementById('matrix-scroll'); s.scrollTop = s.scrollHeight / 2;
+         return new Promise(r => requestAnimationFrame(() => setTimeout(() => {
+           r({ ms: Number(document.getElementById('matrix').dataset.scrollMs),
+               dom: document.querySelectorAll('#matrix tbody tr.row').length });
+         }, 100)));",
+    )
+    .await;
     screenshot(c, "health-matrix-64x1000").await;
 
     let median = |v: &[f64]| {

@@ -1,6 +1,6 @@
 //! `mpcluster config show|set|unset`: the cluster-wide multipath `defaults` knobs, edited in
-//! the cluster store directly (`--store`), with the API's validation and digest guard
-//! (`mpcluster_server::config_routes`).
+//! the cluster store directly (`--store`) through the configuration layer
+//! ([`mpcluster_config`]), so with the API's validation and digest guard.
 //!
 //! Also the helpers the other configuration commands (`wwid`, `overrides`, `storage`) share:
 //! [`edit_retrying`] (compare-and-swap write with one retry), [`failure`] (exit codes) and
@@ -20,11 +20,9 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
+use mpcluster_config::{CHANGED_MEANWHILE, Document, EditError, Edited, Loaded, load};
 use mpcluster_core::config::{
     ConfigErrors, FIXED_DEFAULTS, KNOBS, Knob, KnobValue, MultipathConfig, apply_defaults_update,
-};
-use mpcluster_server::config_routes::{
-    CHANGED_MEANWHILE, Document, EditError, Edited, Loaded, edit, load,
 };
 use mpcluster_store::ClusterStore;
 use serde_json::{Value, json};
@@ -247,8 +245,10 @@ fn describe_errors(errs: &ConfigErrors) -> String {
 pub(crate) fn failure(e: EditError) -> Failure {
     match e {
         EditError::Invalid(errs) => Failure::new(2, anyhow!(describe_errors(&errs))),
-        EditError::BadRequest(m) => Failure::new(2, anyhow!(m)),
-        EditError::NotFound { .. } => Failure::new(2, anyhow!(e.to_string())),
+        EditError::Rejected(m) => Failure::new(2, anyhow!(m)),
+        EditError::NotFound { .. } | EditError::Exists { .. } => {
+            Failure::new(2, anyhow!(e.to_string()))
+        }
         e if e.is_conflict() => Failure::new(
             1,
             anyhow!("{CHANGED_MEANWHILE}: another writer changed the same entry"),
@@ -257,9 +257,8 @@ pub(crate) fn failure(e: EditError) -> Failure {
     }
 }
 
-/// Edit document `T` with a compare-and-swap on the digest read just before, retrying once on
-/// a conflict if `scope` (the part of the document this command changes) is the same in the
-/// document read before and after the conflict. `scope: None` never retries.
+/// [`mpcluster_config::edit_retrying`] (a conflict is retried once when the part of the
+/// document the command changes, `scope`, was not changed meanwhile), failures as exit codes.
 pub(crate) async fn edit_retrying<T, S, R, F>(
     store: &dyn ClusterStore,
     scope: Option<impl Fn(&T) -> S>,
@@ -271,25 +270,9 @@ where
     R: Send,
     F: Fn(&mut T) -> Result<R, EditError> + Sync,
 {
-    let before: Loaded<T> = load(store).await.map_err(failure)?;
-    match edit::<T, R, _>(store, Some(before.digest), |t| op(t)).await {
-        Err(e) if e.is_conflict() => {
-            let Some(scope) = scope else {
-                return Err(failure(e));
-            };
-            let after: Loaded<T> = load(store).await.map_err(failure)?;
-            if scope(&before.value) != scope(&after.value) {
-                return Err(failure(e));
-            }
-            tracing::info!(
-                "the document changed meanwhile, but not the part this command changes: retrying"
-            );
-            edit::<T, R, _>(store, Some(after.digest), |t| op(t))
-                .await
-                .map_err(failure)
-        }
-        r => r.map_err(failure),
-    }
+    mpcluster_config::edit_retrying(store, scope, op)
+        .await
+        .map_err(failure)
 }
 
 #[cfg(test)]
@@ -334,7 +317,7 @@ mod tests {
                             .unwrap();
                     });
                 }
-                mpcluster_server::config_routes::update_entry(
+                mpcluster_config::wwids::update_entry(
                     cfg,
                     W1,
                     [("alias".to_owned(), json!("mine"))].into(),

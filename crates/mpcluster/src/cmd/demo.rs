@@ -83,6 +83,8 @@ struct DemoNode {
     /// The node's root for the configuration apply (drop-ins, wwids file).
     root: PathBuf,
     agent: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// Let the installed `multipath -t` judge each apply (root and multipath-tools needed).
+    parser_check: bool,
 }
 
 impl DemoNode {
@@ -94,6 +96,7 @@ impl DemoNode {
         config.sysfs_root = self.sim.sysfs_root().to_path_buf();
         config.apply_root = Some(self.root.clone());
         config.apply_retry = Duration::from_secs(2);
+        config.parser_check = self.parser_check;
         let client = MultipathdClient::new(self.sim.socket_spec(), Duration::from_secs(2));
         let task = tokio::spawn(mpcluster_agent::run::run(
             store.clone(),
@@ -200,7 +203,7 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     write_documents(store.as_ref(), count).await?;
     // The API needs a token: the demo's admin token, in a mode-0600 file.
     let token_file = dir.join("admin-token");
-    if let Some(token) = mpcluster_server::auth::bootstrap_admin(store.as_ref())
+    if let Some(token) = mpcluster_config::tokens::bootstrap_admin(store.as_ref())
         .await
         .context("cannot create the demo's API token")?
     {
@@ -208,6 +211,10 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         super::token::write_new_secret_file(&token_file, &token.credential())?;
     }
 
+    // The real parser judges each node's apply where it can run: as root (a private mount
+    // namespace per node root) with multipath-tools installed.
+    let parser_check = rustix::process::geteuid().is_root()
+        && mpcluster_agent::parser_check::find_multipath().is_some();
     let mut nodes = Vec::with_capacity(count);
     for i in 0..count {
         let name = node_name(i);
@@ -227,6 +234,7 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             sim,
             root,
             agent: None,
+            parser_check,
         };
         node.start_agent(&store);
         nodes.push(node);
@@ -256,6 +264,11 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         token_file.display()
     );
     println!("  store:  {}", store.describe());
+    if !parser_check {
+        println!(
+            "  note:   applies are not checked with `multipath -t` (needs root and multipath-tools)"
+        );
+    }
     println!("  Ctrl-C stops the demo.");
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agent_args;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod node;
 pub mod nodes;

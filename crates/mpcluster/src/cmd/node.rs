@@ -1,13 +1,18 @@
 //! `mpcluster node`: this node's multipath state, collected once from the local multipathd
-//! (no cluster store, no server).
+//! (no cluster store, no server), and forgetting a departed node.
 //!
 //! - `node status`: every map with its summary and its paths (table or the [`NodeReport`]
 //!   JSON).
 //! - `node broadcast`: the exact `multipath` value the agent would publish now, on stdout;
 //!   its size and whether it had to be reduced or truncated, on stderr.
+//! - `node remove NAME [--force]`: forget a departed node in the cluster store (`--store`):
+//!   its membership record and every value it published, so its column leaves the status
+//!   ([`mpcluster_config::nodes::remove_node`]). Refused while the node is online.
 //!
 //! Exit codes: 0 on success; 2 when multipathd cannot be asked or its reply cannot be used
-//! (the message names the socket tried, the OS error and what to check).
+//! (the message names the socket tried, the OS error and what to check); `remove`: 2 for an
+//! invalid name, an online node (without `--force`) or an unknown one, 1 when the store
+//! fails.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -20,12 +25,14 @@ use clap::{Args, Subcommand, ValueEnum};
 use mpcluster_agent::SocketAddrSpec;
 use mpcluster_agent::client::DEFAULT_TIMEOUT;
 use mpcluster_agent::collect::collect;
-use mpcluster_core::MapState;
+use mpcluster_config::nodes::{RemoveNodeError, remove_node};
 use mpcluster_core::multipathd::{GroupReport, MapReport, NodeReport, PathReport};
 use mpcluster_core::payload::{self, BROADCAST_BUDGET, Encoded};
 use mpcluster_core::table::{human_size, terminal_safe};
+use mpcluster_core::{MapState, NodeName};
 
 use super::Failure;
+use super::store_args::StoreArgs;
 
 /// Exit code when multipathd cannot be asked or answered something unusable.
 const EXIT_COLLECT: u8 = 2;
@@ -45,6 +52,23 @@ pub enum NodeCommand {
     /// Print the health broadcast this node's agent would publish now (the exact value on
     /// stdout; its size, and whether it was reduced or truncated, on stderr).
     Broadcast(NodeBroadcastArgs),
+    /// Forget a departed node: remove its membership record and everything it published from
+    /// the cluster store, so it leaves the status. Refused while it is online.
+    Remove(NodeRemoveArgs),
+}
+
+/// Arguments of `mpcluster node remove`.
+#[derive(Debug, Args)]
+pub struct NodeRemoveArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The node to forget.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Remove it even while it is online (its agent, if still running, publishes again and
+    /// the node reappears).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where to collect from (the agent's options of the same names).
@@ -115,7 +139,33 @@ pub async fn run(args: &NodeArgs) -> Result<ExitCode, Failure> {
     match &args.command {
         NodeCommand::Status(a) => status(a).await,
         NodeCommand::Broadcast(a) => broadcast(a).await,
+        NodeCommand::Remove(a) => remove(a).await,
     }
+}
+
+async fn remove(a: &NodeRemoveArgs) -> Result<ExitCode, Failure> {
+    let node = NodeName::new(a.name.as_str()).map_err(|e| Failure::new(2, e))?;
+    let store = a.store.open().await.map_err(|e| Failure::new(1, e))?;
+    let removed = remove_node(store.as_ref(), &node, a.force)
+        .await
+        .map_err(|e| match e {
+            RemoveNodeError::Online { .. } | RemoveNodeError::Unknown { .. } => {
+                Failure::new(2, anyhow::anyhow!("{e}"))
+            }
+            RemoveNodeError::Store { .. } => Failure::new(1, e),
+        })?;
+    println!(
+        "removed node '{}' from {} (its membership and everything it published)",
+        removed.node,
+        store.describe()
+    );
+    if removed.was_online {
+        eprintln!(
+            "note: node '{}' was online: if its agent still runs, it publishes again and the node reappears",
+            removed.node
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status(args: &NodeStatusArgs) -> Result<ExitCode, Failure> {

@@ -47,6 +47,9 @@ pub async fn run(args: &NodesArgs) -> Result<ExitCode, Failure> {
         if let Some(a) = n.issues.agent {
             problems.push(a.describe().to_owned());
         }
+        if let Some(e) = &n.issues.broadcast_error {
+            problems.push(terminal_safe(e));
+        }
         if let Some(e) = &n.issues.apply_error {
             problems.push(format!("apply: {}", terminal_safe(e)));
         }

@@ -10,9 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use mpcluster_config::overrides::parse_overrides;
 use mpcluster_core::config::Overrides;
-use mpcluster_server::config_routes::{Loaded, load, parse_overrides};
-use serde_json::json;
 
 use super::Failure;
 use super::config::{edit_retrying, failure, open, print_json, short};
@@ -78,11 +77,13 @@ pub async fn run(args: &OverridesArgs) -> Result<ExitCode, Failure> {
     match &args.command {
         OverridesCommand::Get(a) => {
             let store = open(&a.store).await?;
-            let l: Loaded<Overrides> = load(store.as_ref()).await.map_err(failure)?;
+            let v = mpcluster_config::overrides::view(store.as_ref())
+                .await
+                .map_err(failure)?;
             if a.format == Format::Json {
-                print_json(&json!({"content": l.value.as_str(), "digest": l.digest}))?;
+                print_json(&serde_json::to_value(&v).map_err(|e| Failure::new(1, e))?)?;
             } else {
-                print!("{}", l.value.as_str());
+                print!("{}", v.content);
             }
         }
         OverridesCommand::Set(a) => {

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
+use mpcluster_config::EditError;
 use mpcluster_server::cache::{CacheConfig, StatusCache};
-use mpcluster_server::config_routes::EditError;
 use mpcluster_server::limits::{ServeOptions, serve_with};
 use mpcluster_server::tls::ServerTls;
 use mpcluster_server::{AppState, app};
@@ -123,7 +123,7 @@ fn write_token_file(path: &Path, credential: &str) -> anyhow::Result<()> {
 
 /// Create the admin token if the store has no tokens document; print and save it.
 async fn bootstrap(store: &dyn ClusterStore, file: &Path) -> Result<(), EditError> {
-    let Some(token) = mpcluster_server::auth::bootstrap_admin(store).await? else {
+    let Some(token) = mpcluster_config::tokens::bootstrap_admin(store).await? else {
         return Ok(());
     };
     let saved = match write_token_file(file, &token.credential()) {
@@ -142,7 +142,7 @@ async fn bootstrap(store: &dyn ClusterStore, file: &Path) -> Result<(), EditErro
 }
 
 fn is_transient(e: &EditError) -> bool {
-    matches!(e, EditError::Store { source, .. } if source.is_transient())
+    e.is_transient()
 }
 
 /// Bootstrap now; while the store is unavailable, retry in the background. Other failures
@@ -154,7 +154,7 @@ async fn bootstrap_or_retry(
     match bootstrap(store.as_ref(), &file).await {
         Ok(()) => Ok(None),
         Err(e) if is_transient(&e) => {
-            tracing::warn!(error = %mpcluster_server::error::chain(&e), "cannot check the API tokens yet; retrying in the background");
+            tracing::warn!(error = %mpcluster_core::error_chain(&e), "cannot check the API tokens yet; retrying in the background");
             let store = store.clone();
             Ok(Some(tokio::spawn(async move {
                 let mut delay = std::time::Duration::from_secs(1);
@@ -164,7 +164,7 @@ async fn bootstrap_or_retry(
                         Ok(()) => return,
                         Err(e) if is_transient(&e) => {}
                         Err(e) => {
-                            tracing::error!(error = %mpcluster_server::error::chain(&e), "cannot create the admin token");
+                            tracing::error!(error = %mpcluster_core::error_chain(&e), "cannot create the admin token");
                             return;
                         }
                     }

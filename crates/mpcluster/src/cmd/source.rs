@@ -46,9 +46,9 @@ impl SourceArgs {
             return fetch_snapshot(url.clone(), client).await;
         }
         let store = self.store.open().await?;
-        let read = mpcluster_server::read::read_snapshot(
+        let read = mpcluster_config::read_snapshot(
             store.as_ref(),
-            mpcluster_server::read::unix_now(),
+            mpcluster_config::unix_now(),
             self.stale_after,
             None,
         )

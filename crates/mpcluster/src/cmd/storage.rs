@@ -18,12 +18,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand};
+use mpcluster_config::storage::{add_storage, new_storage, remove_storage, update_in};
+use mpcluster_config::{EditError, Loaded, edit, load};
 use mpcluster_core::pve_import::{self, DEFAULT_STORAGE_CFG};
 use mpcluster_core::storage::{Storage, StorageConfig};
-use mpcluster_server::config_routes::{
-    EditError, Loaded, add_storage, edit, load, new_storage, remove_storage, replace_storage,
-    update_storage,
-};
 use serde_json::{Value, json};
 
 use super::Failure;
@@ -242,16 +240,7 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
             let done = edit_retrying::<StorageConfig, _, _, _>(
                 store.as_ref(),
                 Some(move |c: &StorageConfig| scope_of(c, &scope)),
-                |cfg| {
-                    let Some(current) = cfg.get(&a.id) else {
-                        return Err(EditError::NotFound {
-                            what: format!("storage '{}'", a.id),
-                        });
-                    };
-                    let next = update_storage(current, props.clone(), &a.delete)
-                        .map_err(EditError::Invalid)?;
-                    replace_storage(cfg, next)
-                },
+                |cfg| update_in(cfg, &a.id, props.clone(), &a.delete),
             )
             .await?;
             println!(
@@ -278,9 +267,11 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
         }
         StorageCommand::List(a) => {
             let store = open(&a.store).await?;
-            let l: Loaded<StorageConfig> = load(store.as_ref()).await.map_err(failure)?;
+            let l = mpcluster_config::storage::list(store.as_ref(), None)
+                .await
+                .map_err(failure)?;
             if a.format == Format::Json {
-                print_json(&json!({"digest": l.digest, "storages": l.value.storages}))?;
+                print_json(&serde_json::to_value(&l).map_err(|e| Failure::new(1, e))?)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut rows = vec![[
@@ -291,7 +282,7 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
                 "VOLUME GROUP".to_owned(),
                 "BASE".to_owned(),
             ]];
-            for s in &l.value.storages {
+            for s in &l.storages {
                 rows.push(storage_row(s));
             }
             print_rows(&rows);

@@ -1,5 +1,5 @@
 //! `mpcluster token add|list|remove`: the API tokens, edited in the cluster store directly
-//! (`--store`, like the configuration commands) through `mpcluster_server::auth`.
+//! (`--store`, like the configuration commands) through [`mpcluster_config::tokens`].
 //!
 //! `add` prints the new token's credential (`<id>:<secret>`) on stdout, once (or writes it to
 //! a new mode-0600 file with `--output`); the store keeps only a salted argon2id hash. `list`
@@ -15,11 +15,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand};
+use mpcluster_config::tokens::{add_token, list_tokens, remove_token};
+use mpcluster_config::unix_now;
 use mpcluster_core::tokens::{
     TokenId, TokensDoc, format_privileges, format_time, parse_expire, parse_privileges,
 };
-use mpcluster_server::auth::{add_token, list_tokens, remove_token};
-use mpcluster_server::read::unix_now;
 use serde_json::{Value, json};
 
 use super::Failure;

@@ -8,11 +8,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use mpcluster_config::wwids::{add_entry, remove_entry, update_entry};
 use mpcluster_core::config::MultipathConfig;
-use mpcluster_server::config_routes::{
-    Loaded, add_entry, entry_json, load, remove_entry, update_entry,
-};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Failure;
 use super::config::{edit_retrying, failure, open, parse_assignments, print_json, short};
@@ -167,19 +165,16 @@ pub async fn run(args: &WwidArgs) -> Result<ExitCode, Failure> {
         }
         WwidCommand::List(a) => {
             let store = open(&a.store).await?;
-            let l: Loaded<MultipathConfig> = load(store.as_ref()).await.map_err(failure)?;
+            let l = mpcluster_config::wwids::list(store.as_ref())
+                .await
+                .map_err(failure)?;
             if a.format == Format::Json {
-                let list: Vec<Value> = l
-                    .value
-                    .wwids()
-                    .iter()
-                    .map(|(w, e)| entry_json(w, e))
-                    .collect();
-                print_json(&json!({"digest": l.digest, "wwids": list}))?;
+                print_json(&serde_json::to_value(&l).map_err(|e| Failure::new(1, e))?)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut rows = vec![["WWID".to_owned(), "ALIAS".to_owned(), "KNOBS".to_owned()]];
-            for (w, e) in l.value.wwids() {
+            for v in &l.wwids {
+                let (w, e) = (&v.wwid, &v.entry);
                 let knobs: Vec<String> = e
                     .knobs()
                     .iter()

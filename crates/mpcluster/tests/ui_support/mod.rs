@@ -25,11 +25,13 @@ fn first_existing(paths: &[&str]) -> Option<PathBuf> {
 }
 
 /// chromedriver (in its own process group, so the browsers it starts die with it) and the
-/// browser profile directory.
+/// browser profile directory; holds [`SERIAL`] until it is dropped.
 pub struct Browser {
     driver: Child,
     _profile: tempfile::TempDir,
     pub client: Client,
+    // Last: released after chromedriver is gone.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Browser {
@@ -41,25 +43,32 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The whole group: chromedriver and every Chromium process it started.
-        let pgid = self.driver.id();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        kill_group(&mut self.driver);
     }
 }
 
-/// Start chromedriver and a headless Chromium session. `None` (with the reason printed) when
-/// they are not installed, unless CI=true: there a missing browser fails the test.
+/// Kill chromedriver's whole process group (it and every Chromium process it started) and
+/// reap it.
+fn kill_group(driver: &mut Child) {
+    let pgid = driver.id();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
+    let _ = driver.kill();
+    let _ = driver.wait();
+}
+
+/// Wait for the other browser tests ([`SERIAL`]), then start chromedriver and a headless
+/// Chromium session. `None` (with the reason printed) when they are not installed, unless
+/// CI=true: there a missing browser fails the test.
 pub async fn browser(test: &str) -> Option<Browser> {
+    let serial = SERIAL.lock().await;
     let chromium = first_existing(CHROMIUM);
     let driver = first_existing(CHROMEDRIVER);
     let (Some(chromium), Some(driver)) = (chromium, driver) else {
         let why = "chromium / chromedriver are not installed (Debian: apt-get install chromium chromium-driver)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
+        if mpcluster_testkit::under_ci() {
             panic!("{test}: {why}");
         }
         eprintln!("SKIPPED {test}: {why}");
@@ -117,11 +126,7 @@ pub async fn browser(test: &str) -> Option<Browser> {
     {
         Ok(c) => c,
         Err(e) => {
-            let pgid = child.id();
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pgid}")])
-                .status();
-            let _ = child.wait();
+            kill_group(&mut child);
             panic!("{test}: cannot start a Chromium session: {e}");
         }
     };
@@ -129,6 +134,7 @@ pub async fn browser(test: &str) -> Option<Browser> {
         driver: child,
         _profile: profile,
         client,
+        _serial: serial,
     })
 }
 
@@ -363,12 +369,7 @@ impl Server {
             .await
             .unwrap();
             input.send_keys(t).await.unwrap();
-            c.find(Locator::Id("login-submit"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(c, "login-submit").await;
             wait_js(
                 c,
                 "return location.hash !== '#/login'",
@@ -456,12 +457,43 @@ pub async fn type_into(c: &Client, id: &str, text: &str) {
 
 /// Click the element with `id`.
 pub async fn click(c: &Client, id: &str) {
+    click_on(c, Locator::Id(id)).await;
+}
+
+/// Click the element `css` selects.
+pub async fn click_css(c: &Client, css: &str) {
+    click_on(c, Locator::Css(css)).await;
+}
+
+async fn click_on(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// Run `script` (a function body) in the page; what it returns.
+pub async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// The current value of the input with `id`.
+pub async fn value_of(c: &Client, id: &str) -> String {
     c.find(Locator::Id(id))
         .await
         .unwrap()
-        .click()
+        .prop("value")
         .await
-        .unwrap();
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Wait until the text of the element with `id` contains `needle`; that text.
+pub async fn wait_text(c: &Client, id: &str, needle: &str, what: &str) -> String {
+    let script = format!(
+        "const e = document.getElementById({}); return e && e.textContent.includes({}) ? e.textContent : null;",
+        json!(id),
+        json!(needle)
+    );
+    let text = wait_js(c, &script, what).await;
+    text.as_str().unwrap_or_default().to_owned()
 }
 
 /// The text of the element with `id` ('' when hidden or absent).

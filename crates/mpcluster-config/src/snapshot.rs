@@ -1,8 +1,9 @@
 //! Reading a [`Snapshot`] out of the cluster store: membership, the node KV keys the status
 //! needs, the multipath configuration's allow-list and the storage expectations.
 //!
-//! Entry point: [`read_snapshot`]. Used by the status cache, the snapshot export and the CLI's
-//! `--store` mode, so all of them see the cluster the same way.
+//! Entry point: [`read_snapshot`]. Used by the server's status cache and snapshot export, the
+//! CLI's `--store` mode and [`crate::nodes::remove_node`], so all of them see the cluster the
+//! same way.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +13,8 @@ use mpcluster_core::snapshot::{
 use mpcluster_core::storage::{StorageConfig, expectations};
 use mpcluster_core::{Alias, NodeName, Wwid};
 use mpcluster_store::{ClusterStore, StoreError};
+
+use crate::document::Document as _;
 
 /// A snapshot plus what could not be used from the documents (a broken document never takes
 /// the status down: it is reported and treated as empty).
@@ -71,7 +74,7 @@ pub async fn read_snapshot(
     };
     let storage = match storage_doc {
         None => StorageConfig::default(),
-        Some((text, _)) => serde_json::from_str::<StorageConfig>(&text).unwrap_or_else(|e| {
+        Some((text, _)) => StorageConfig::parse(&text).unwrap_or_else(|e| {
             notes.push(format!("document '{}' unreadable: {e}", doc_names::STORAGE));
             StorageConfig::default()
         }),
@@ -100,13 +103,6 @@ pub async fn read_snapshot(
         },
         notes,
     })
-}
-
-/// Unix time now (seconds).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
