@@ -18,13 +18,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mpcluster_config::node_config::{NodeConfig, NodeConfigError, read_node_config};
 use mpcluster_core::Wwid;
 use mpcluster_core::config::{
     BASELINE_PATH, DocumentError, MultipathConfig, OVERRIDES_PATH, Overrides, RenderError,
     WWIDS_PATH, merge_wwids_file, render_baseline_keeping, render_overrides,
     wwids_file::listed_wwids,
 };
-use mpcluster_core::snapshot::doc_names;
 use mpcluster_store::{ClusterStore, StoreError};
 
 use crate::client::{ClientError, MultipathdClient};
@@ -182,22 +182,11 @@ impl Applier {
         store: &dyn ClusterStore,
         client: &MultipathdClient,
     ) -> Result<ApplyOutcome, ApplyError> {
-        let config = match store
-            .read_doc(doc_names::CONFIG)
-            .await
-            .map_err(ApplyError::Store)?
-        {
-            Some((text, _)) => MultipathConfig::from_json(&text).map_err(ApplyError::Document)?,
-            None => MultipathConfig::default(),
-        };
-        let overrides = match store
-            .read_doc(doc_names::OVERRIDES)
-            .await
-            .map_err(ApplyError::Store)?
-        {
-            Some((text, _)) => Overrides::from_json(&text).map_err(ApplyError::Document)?,
-            None => Overrides::empty(),
-        };
+        let NodeConfig { config, overrides } =
+            read_node_config(store).await.map_err(|e| match e {
+                NodeConfigError::Store(e) => ApplyError::Store(e),
+                NodeConfigError::Document(e) => ApplyError::Document(e),
+            })?;
 
         let root = self.root.clone();
         let candidate = blocking(move || write_candidate(&root, &config, &overrides)).await?;

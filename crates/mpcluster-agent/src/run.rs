@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mpcluster_config::unix_now;
 use mpcluster_core::broadcast::MapSummary;
 use mpcluster_core::payload::{BroadcastPolicy, Decision, DetailPolicy};
 use mpcluster_core::snapshot::{doc_names, kv_keys};
@@ -58,12 +59,6 @@ impl AgentConfig {
             parser_check: true,
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The per-node state of the loop (what was last published), kept apart from the I/O so a
