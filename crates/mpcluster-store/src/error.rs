@@ -81,7 +81,23 @@ pub enum StoreError {
         source: Option<BoxError>,
     },
 
-    /// A local file operation failed (embedded store files, TLS or password files).
+    /// [`ClusterStore::join`](crate::ClusterStore::join) of a node the membership does not
+    /// list, where the membership is kept outside the store (the pve store: corosync). The
+    /// node must run under its cluster name.
+    #[error(
+        "node '{node}' is not a member according to {membership} (listed: {listed}); \
+         run the agent under this node's cluster name"
+    )]
+    NotMember {
+        /// The node that tried to join.
+        node: String,
+        /// Where the membership comes from, e.g. `the corosync membership in /etc/pve/.members`.
+        membership: String,
+        /// The nodes listed there, comma-separated.
+        listed: String,
+    },
+
+    /// A local file operation failed (embedded or pve store files, TLS or password files).
     #[error("I/O error on {}", path.display())]
     Io {
         /// The file or directory.

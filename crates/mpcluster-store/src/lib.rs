@@ -9,9 +9,9 @@
 //!   visible: readers combine them with [`ClusterStore::members`] and the payload timestamps.
 //!   Size limits per key: [`names::value_limit`].
 //! - **Membership** ([`ClusterStore::members`], [`ClusterStore::join`]): which nodes are
-//!   online. A standalone store (embedded) has none: `members()` is empty.
-//!   [`ClusterStore::forget_node`] removes a departed node: its membership record and all
-//!   its node KV values.
+//!   online. A standalone store (embedded, or pve on a Proxmox node without a cluster) has
+//!   none: `members()` is empty. [`ClusterStore::forget_node`] removes a departed node: its
+//!   membership record (where the store keeps it) and all its node KV values.
 //! - **Documents** ([`ClusterStore::read_doc`], [`ClusterStore::write_doc`],
 //!   [`ClusterStore::delete_doc`]): cluster-wide configuration (multipath config, storage
 //!   definitions, overrides) with a content [`ConfigDigest`] and compare-and-swap writes
@@ -22,13 +22,20 @@
 //! Backends ([`StoreSpec`] lists them all; [`open`] opens one):
 //! - [`embedded::EmbeddedStore`]: files in one directory, standalone, crash-safe, shared by
 //!   every process on the host (`embedded:DIR`).
+//! - [`pve::PveStore`]: files in the Proxmox cluster filesystem (pmxcfs, `/etc/pve`),
+//!   replicated by it to every node; membership and liveness from corosync (`.members`);
+//!   lock directories for compare-and-swap (`pve`, `pve:DIR`).
 //! - `etcd::EtcdStore` (feature `etcd`, default): an etcd v3 cluster
 //!   (`etcd://h1:2379,h2:2379/cluster`), with endpoint failover, leases for membership and
 //!   revision-checked transactions for documents.
 //!
+//! The two file-backed stores share their file primitives and their polling change feed
+//! (`files`, private).
+//!
 //! Test support: the `testing` feature adds `testing::EtcdServer`, which runs real etcd
-//! members on ephemeral 127.0.0.1 ports. The same conformance suite
-//! (`tests/conformance/suite.rs`) runs against both backends.
+//! members on ephemeral 127.0.0.1 ports, and `testing::PveRoot`, a pmxcfs-like root directory
+//! whose `.members` a test controls. The same conformance suite
+//! (`tests/conformance/suite.rs`) runs against all three backends.
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
@@ -44,8 +51,10 @@ mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 mod event;
+mod files;
 mod membership;
 pub mod names;
+pub mod pve;
 mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -54,8 +63,9 @@ pub use error::{BoxError, StoreError};
 pub use event::{EVENT_CHANNEL_CAPACITY, StoreEvent, StoreSubscription};
 pub use membership::MembershipHandle;
 pub use spec::{
-    BACKENDS, DEFAULT_CLUSTER, DEFAULT_ETCD_PORT, EmbeddedOptions, EtcdAuth, EtcdOptions, EtcdSpec,
-    EtcdTls, PasswordSource, Secret, SpecError, StoreOptions, StoreSpec, default_embedded_dir,
+    BACKENDS, DEFAULT_CLUSTER, DEFAULT_ETCD_PORT, DEFAULT_PVE_ROOT, EmbeddedOptions, EtcdAuth,
+    EtcdOptions, EtcdSpec, EtcdTls, PasswordSource, PveOptions, Secret, SpecError, StoreOptions,
+    StoreSpec, default_embedded_dir,
 };
 
 /// The membership TTL agents use unless configured otherwise: an agent that stops keeping
@@ -104,8 +114,9 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// `embedded store /var/lib/mpcluster`.
     fn describe(&self) -> String;
 
-    /// `true` if the store has no membership: [`members`](Self::members) is always empty and
-    /// [`join`](Self::join) keeps nothing alive (the embedded store).
+    /// `true` if the store has no membership: [`members`](Self::members) is empty and
+    /// [`join`](Self::join) keeps nothing alive (the embedded store; the pve store while
+    /// `.members` lists no cluster, as of its last read).
     fn is_standalone(&self) -> bool;
 
     /// Set (`Some`) or delete (`None`) node `node`'s value for `key`. Like pmxcfs an empty
@@ -123,12 +134,18 @@ pub trait ClusterStore: Send + Sync + 'static {
     }
 
     /// Known nodes and whether each is online. Empty for a standalone store. Nodes that
-    /// joined once stay listed (offline) after leaving or expiring.
+    /// joined once stay listed (offline) after leaving or expiring. The pve store returns
+    /// exactly what corosync's `.members` lists (every configured node, online per its flag),
+    /// or [`StoreError::Corrupt`] naming the file when it cannot be read as such.
     async fn members(&self) -> Result<BTreeMap<NodeName, Member>, StoreError>;
 
     /// Make `node` an online member until the handle is dropped (then after `ttl`) or
     /// [`MembershipHandle::leave`] is called (then at once). The handle keeps itself alive in
     /// a background task, re-joining if the store was unreachable for longer than `ttl`.
+    ///
+    /// Where the membership is not the store's (pve: corosync decides who is online) the
+    /// handle keeps nothing alive and `leave` changes nothing; joining a node the membership
+    /// does not list fails with [`StoreError::NotMember`].
     async fn join(&self, node: &NodeName, ttl: Duration) -> Result<MembershipHandle, StoreError>;
 
     /// Forget a departed node: remove its membership record (known-node entry and online
@@ -147,8 +164,13 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// `--max-txn-ops`, 128 by default) is refused. The embedded store (no membership)
     /// removes the node's files one by one, each removal durable; a crash in between leaves
     /// some values, which forgetting again removes.
+    ///
+    /// The pve store removes the node's values (one file each, then its directory) and
+    /// returns whether it had any; the corosync membership is not the store's to edit, so a
+    /// node still configured in the cluster stays in [`members`](Self::members) (offline)
+    /// until `pvecm delnode <node>` removes it there.
     async fn forget_node(&self, node: &NodeName) -> Result<bool, StoreError> {
-        // For wrappers that do not forward it; both backends implement it.
+        // For wrappers that do not forward it; every backend implements it.
         let _ = node;
         Err(StoreError::Config {
             store: self.describe(),
@@ -195,6 +217,13 @@ pub async fn open(
         StoreSpec::Embedded { dir } => {
             let dir = dir.clone().unwrap_or_else(default_embedded_dir);
             let store = embedded::EmbeddedStore::open(&dir, options.embedded.clone()).await?;
+            Ok(Arc::new(store))
+        }
+        StoreSpec::Pve { root } => {
+            let root = root
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(DEFAULT_PVE_ROOT));
+            let store = pve::PveStore::open(&root, options.pve.clone()).await?;
             Ok(Arc::new(store))
         }
         #[cfg(feature = "etcd")]

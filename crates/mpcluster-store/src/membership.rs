@@ -27,7 +27,8 @@ pub struct MembershipHandle {
 
 #[derive(Debug)]
 enum Kind {
-    /// Standalone stores have no membership; nothing to keep alive.
+    /// Standalone stores have no membership, and stores whose membership is external
+    /// (corosync) keep nothing alive themselves.
     Standalone,
     #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     Task {
@@ -45,6 +46,13 @@ impl MembershipHandle {
             store,
             kind: Kind::Standalone,
         }
+    }
+
+    /// A handle for a store whose membership is kept by someone else (the pve store:
+    /// corosync): nothing to keep alive, `leave` does nothing, the node's liveness is
+    /// whatever that membership says.
+    pub(crate) fn external(node: NodeName, store: String) -> MembershipHandle {
+        MembershipHandle::standalone(node, store)
     }
 
     /// A handle driving a keep-alive task. The task must answer a [`LeaveRequest`] received
@@ -74,7 +82,8 @@ impl MembershipHandle {
         &self.node
     }
 
-    /// Whether the last keep-alive succeeded (always `true` for a standalone store). `false`
+    /// Whether the last keep-alive succeeded (always `true` for a standalone store or an
+    /// external membership). `false`
     /// while the store is unreachable; the task keeps retrying and re-joins by itself.
     pub fn is_alive(&self) -> bool {
         match &self.kind {

@@ -6,6 +6,9 @@
 //!
 //! - `embedded` — the embedded store in [`default_embedded_dir`]
 //! - `embedded:DIR` — the embedded store in `DIR`
+//! - `pve` — the pve store on pmxcfs at [`DEFAULT_PVE_ROOT`] (`/etc/pve`)
+//! - `pve:DIR` — the pve store with `DIR` as the pmxcfs root (another mount, or a plain
+//!   directory holding a `.members` file, for tests)
 //! - `etcd://HOST[:PORT][,HOST[:PORT]...][/CLUSTER]` — etcd; PORT defaults to 2379, CLUSTER
 //!   (`[a-z0-9-]{1,64}`) to `default`. IPv6 hosts in brackets: `etcd://[::1]:2379`.
 //!   `https://` is used towards the endpoints when [`EtcdOptions::tls`] is set.
@@ -20,17 +23,18 @@ use std::time::Duration;
 
 use crate::StoreError;
 use crate::names::check_name;
+pub use crate::pve::DEFAULT_PVE_ROOT;
 
 /// The default etcd client port.
 pub const DEFAULT_ETCD_PORT: u16 = 2379;
 /// The cluster name used when the spec has none.
 pub const DEFAULT_CLUSTER: &str = "default";
 /// The backends the spec parser knows, in the order shown in errors.
-pub const BACKENDS: &[&str] = &["embedded", "etcd"];
+pub const BACKENDS: &[&str] = &["embedded", "pve", "etcd"];
 
 /// The spec syntax, shown in errors.
-const SYNTAX: &str =
-    "expected 'embedded', 'embedded:DIR' or 'etcd://HOST[:PORT][,HOST[:PORT]...][/CLUSTER]'";
+const SYNTAX: &str = "expected 'embedded', 'embedded:DIR', 'pve', 'pve:DIR' or \
+     'etcd://HOST[:PORT][,HOST[:PORT]...][/CLUSTER]'";
 
 /// Which store to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +43,12 @@ pub enum StoreSpec {
     Embedded {
         /// The directory; `None` = [`default_embedded_dir`].
         dir: Option<PathBuf>,
+    },
+    /// The Proxmox cluster filesystem (pmxcfs): files under its root, membership from
+    /// corosync (`.members`).
+    Pve {
+        /// The pmxcfs root; `None` = [`DEFAULT_PVE_ROOT`]. The CLI's `--pve-root` sets it.
+        root: Option<PathBuf>,
     },
     /// An etcd v3 cluster.
     Etcd(EtcdSpec),
@@ -71,11 +81,23 @@ pub struct SpecError {
 }
 
 impl StoreSpec {
-    /// The backend's name (`embedded`, `etcd`).
+    /// The backend's name (`embedded`, `pve`, `etcd`).
     pub fn backend(&self) -> &'static str {
         match self {
             StoreSpec::Embedded { .. } => "embedded",
+            StoreSpec::Pve { .. } => "pve",
             StoreSpec::Etcd(_) => "etcd",
+        }
+    }
+
+    /// The pmxcfs root of a pve spec (the default filled in); `None` for other backends.
+    pub fn pve_root(&self) -> Option<PathBuf> {
+        match self {
+            StoreSpec::Pve { root } => Some(
+                root.clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_PVE_ROOT)),
+            ),
+            _ => None,
         }
     }
 }
@@ -86,6 +108,8 @@ impl fmt::Display for StoreSpec {
         match self {
             StoreSpec::Embedded { dir: None } => f.write_str("embedded"),
             StoreSpec::Embedded { dir: Some(d) } => write!(f, "embedded:{}", d.display()),
+            StoreSpec::Pve { root: None } => f.write_str("pve"),
+            StoreSpec::Pve { root: Some(r) } => write!(f, "pve:{}", r.display()),
             StoreSpec::Etcd(e) => write!(f, "etcd://{}/{}", e.endpoints.join(","), e.cluster),
         }
     }
@@ -113,6 +137,25 @@ impl FromStr for StoreSpec {
                 dir: Some(PathBuf::from(dir)),
             });
         }
+        if s == "pve" {
+            return Ok(StoreSpec::Pve { root: None });
+        }
+        if let Some(root) = s.strip_prefix("pve:") {
+            if root.is_empty() {
+                return Err(err(format!(
+                    "no directory after 'pve:' (use plain 'pve' for {DEFAULT_PVE_ROOT})"
+                )));
+            }
+            if root.starts_with("//") {
+                return Err(err(format!(
+                    "the pve store takes a directory, not a URL: 'pve:{DEFAULT_PVE_ROOT}' or \
+                     plain 'pve'"
+                )));
+            }
+            return Ok(StoreSpec::Pve {
+                root: Some(PathBuf::from(root)),
+            });
+        }
         if let Some(rest) = s.strip_prefix("etcd://") {
             return parse_etcd(rest).map(StoreSpec::Etcd).map_err(err);
         }
@@ -122,6 +165,11 @@ impl FromStr for StoreSpec {
         }
         if scheme.is_empty() {
             return Err(err(format!("empty; {SYNTAX}")));
+        }
+        if s.trim_end_matches('/') == DEFAULT_PVE_ROOT {
+            return Err(err(format!(
+                "looks like the pmxcfs root; use 'pve' (or 'pve:{s}') for the pve store"
+            )));
         }
         if s.starts_with('/') || s.starts_with('.') {
             return Err(err(format!(
@@ -220,8 +268,36 @@ fn parse_endpoint(ep: &str) -> Result<String, String> {
 pub struct StoreOptions {
     /// Options for the embedded backend.
     pub embedded: EmbeddedOptions,
+    /// Options for the pve backend.
+    pub pve: PveOptions,
     /// Options for the etcd backend.
     pub etcd: EtcdOptions,
+}
+
+/// Options for the pve backend; `Default` is pmxcfs's and Proxmox's own timing.
+#[derive(Debug, Clone)]
+pub struct PveOptions {
+    /// How often the tree is checked for changes (only while someone is subscribed; pmxcfs
+    /// reads come from local RAM). Default 1 s (pmxcfs's mtime resolution).
+    pub poll_interval: Duration,
+    /// Age after which a document lock directory left behind counts as abandoned and is
+    /// taken over: pmxcfs's `CFS_LOCK_TIMEOUT`, 120 s. On pmxcfs itself pmxcfs decides (with
+    /// its fixed 120 s); this value governs plain directories and how long a holder may keep
+    /// a lock before committing (half of it).
+    pub lock_timeout: Duration,
+    /// How long a document write waits for its lock before failing with
+    /// [`StoreError::Unavailable`]. Default 10 s, as Proxmox's `cfs_lock_file`.
+    pub lock_wait: Duration,
+}
+
+impl Default for PveOptions {
+    fn default() -> Self {
+        PveOptions {
+            poll_interval: Duration::from_secs(1),
+            lock_timeout: crate::pve::PMXCFS_LOCK_TIMEOUT,
+            lock_wait: crate::pve::PROXMOX_LOCK_WAIT,
+        }
+    }
 }
 
 /// Options for the embedded backend.
@@ -398,6 +474,19 @@ mod tests {
                     dir: Some("/tmp/x y".into()),
                 },
             ),
+            ("pve", StoreSpec::Pve { root: None }),
+            (
+                "pve:/tmp/fixture root",
+                StoreSpec::Pve {
+                    root: Some("/tmp/fixture root".into()),
+                },
+            ),
+            (
+                "pve:rel/dir",
+                StoreSpec::Pve {
+                    root: Some("rel/dir".into()),
+                },
+            ),
             ("etcd://h1", etcd(&["h1:2379"], "default")),
             (
                 "etcd://h1:2379,10.0.0.2:2479/prod-1",
@@ -423,8 +512,16 @@ mod tests {
             ("", "empty"),
             (
                 "sqlite:/x",
-                "unknown store backend 'sqlite' (known: embedded, etcd)",
+                "unknown store backend 'sqlite' (known: embedded, pve, etcd)",
             ),
+            (
+                "pve:",
+                "no directory after 'pve:' (use plain 'pve' for /etc/pve)",
+            ),
+            ("pve://h1", "the pve store takes a directory, not a URL"),
+            ("/etc/pve", "looks like the pmxcfs root; use 'pve'"),
+            ("/etc/pve/", "looks like the pmxcfs root; use 'pve'"),
+            ("pvex", "unknown store backend 'pvex'"),
             (
                 "/var/lib/x",
                 "looks like a directory; use 'embedded:/var/lib/x'",
@@ -449,6 +546,20 @@ mod tests {
             assert!(e.to_string().contains(want), "{s}: {e}");
             assert!(e.to_string().starts_with("invalid store spec"), "{e}");
         }
+    }
+
+    #[test]
+    fn pve_root_and_backend() {
+        let spec: StoreSpec = "pve".parse().unwrap();
+        assert_eq!(spec.backend(), "pve");
+        assert_eq!(spec.pve_root(), Some(PathBuf::from("/etc/pve")));
+        let spec: StoreSpec = "pve:/srv/t".parse().unwrap();
+        assert_eq!(spec.pve_root(), Some(PathBuf::from("/srv/t")));
+        assert_eq!(spec.to_string(), "pve:/srv/t");
+        assert_eq!(StoreSpec::default().pve_root(), None);
+        let o = PveOptions::default();
+        assert_eq!(o.lock_timeout, Duration::from_secs(120));
+        assert_eq!(o.lock_wait, Duration::from_secs(10));
     }
 
     #[test]

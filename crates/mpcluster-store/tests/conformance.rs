@@ -1,6 +1,10 @@
-//! Store tests: the conformance suite ([`suite`]) against both backends, plus what only one
-//! backend has (embedded: crash safety, cross-process polling, directory mode; etcd:
-//! failover, outage and recovery, authentication).
+//! Store tests: the conformance suite ([`suite`]) against all three backends, plus what only
+//! one backend has (embedded: crash safety, cross-process polling, directory mode; pve:
+//! membership from `.members`, lock directories, pmxcfs limits, no rewrite of unchanged
+//! values; etcd: failover, outage and recovery, authentication).
+//!
+//! The pve store runs on a temporary directory standing in for `/etc/pve`
+//! (`mpcluster_store::testing::PveRoot`), whose `.members` the tests write.
 //!
 //! etcd tests (`etcd_*`) start real etcd processes on 127.0.0.1 ephemeral ports via
 //! `mpcluster_store::testing::EtcdServer`. Without an etcd binary they print why and pass,
@@ -15,8 +19,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mpcluster_store::embedded::EmbeddedStore;
-use mpcluster_store::{ClusterStore, EmbeddedOptions, StoreSpec};
-use suite::{Backend, Namespace};
+use mpcluster_store::pve::{PveMembership, PveStore};
+use mpcluster_store::testing::PveRoot;
+use mpcluster_store::{ClusterStore, EmbeddedOptions, NodeName, PveOptions, StoreSpec};
+use suite::{Backend, ExternalMembership, Namespace};
 
 const TEST_POLL: Duration = Duration::from_millis(100);
 
@@ -47,6 +53,81 @@ impl Backend for Embedded {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_conformance() {
     suite::run_all("embedded", &Embedded).await;
+}
+
+fn pve_options() -> PveOptions {
+    PveOptions {
+        poll_interval: TEST_POLL,
+        ..PveOptions::default()
+    }
+}
+
+/// The local node every pve namespace starts with (a real `.members` lists it).
+const PVE_LOCAL: &str = "pve-local";
+
+/// The harness plays corosync: it writes `.members`.
+impl ExternalMembership for PveRoot {
+    fn set(&self, node: &NodeName, online: bool) {
+        self.set_online(node.as_str(), online).unwrap();
+    }
+
+    fn remove(&self, node: &NodeName) {
+        PveRoot::remove(self, node.as_str()).unwrap();
+    }
+}
+
+/// pve backend: one pmxcfs-like root per namespace, a cluster whose only node at first is
+/// [`PVE_LOCAL`].
+struct Pve;
+
+impl Backend for Pve {
+    fn namespace(&self, _case: &str) -> Namespace {
+        let root = Arc::new(PveRoot::cluster("conformance", PVE_LOCAL).unwrap());
+        let dir = root.path().to_path_buf();
+        Namespace::new(move || {
+            let dir = dir.clone();
+            Box::pin(async move {
+                let store = PveStore::open(&dir, pve_options()).await.unwrap();
+                Arc::new(store) as Arc<dyn ClusterStore>
+            })
+        })
+        .with_external_membership(root)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pve_conformance() {
+    suite::run_all("pve", &Pve).await;
+}
+
+/// The embedded store with corosync's membership (`--membership pve`): one embedded
+/// directory and one pmxcfs-like root per namespace.
+struct EmbeddedWithPveMembership;
+
+impl Backend for EmbeddedWithPveMembership {
+    fn namespace(&self, _case: &str) -> Namespace {
+        let root = Arc::new(PveRoot::cluster("conformance", PVE_LOCAL).unwrap());
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let pve_root = root.path().to_path_buf();
+        Namespace::new(move || {
+            let (dir, pve_root) = (dir.clone(), pve_root.clone());
+            Box::pin(async move {
+                let inner = EmbeddedStore::open(dir.path(), embedded_options())
+                    .await
+                    .unwrap();
+                let store = PveMembership::new(Arc::new(inner), &pve_root, TEST_POLL)
+                    .await
+                    .unwrap();
+                Arc::new(store) as Arc<dyn ClusterStore>
+            })
+        })
+        .with_external_membership(root)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pve_membership_over_embedded_conformance() {
+    suite::run_all("embedded+pve-membership", &EmbeddedWithPveMembership).await;
 }
 
 mod embedded {
@@ -278,6 +359,670 @@ mod embedded {
             "{reads} consistent reads during 12 writes in {:?}",
             start.elapsed()
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// pve
+
+mod pve {
+    //! pve-only behaviour, on a temporary root standing in for `/etc/pve`.
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::path::{Path, PathBuf};
+    use std::time::{Instant, SystemTime};
+
+    use mpcluster_store::pve::{DATA_DIR, LOCK_DIR, PMXCFS_MAX_FILE_SIZE};
+    use mpcluster_store::{Expect, StoreError, StoreEvent, StoreOptions, names};
+
+    use super::suite::{expect_event, node};
+    use super::*;
+
+    async fn open(root: &PveRoot) -> PveStore {
+        PveStore::open(root.path(), pve_options()).await.unwrap()
+    }
+
+    /// Every directory and file under `dir` (but `.members`), relative, sorted.
+    fn tree(dir: &Path) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let p = e.path();
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                if rel == ".members" {
+                    continue;
+                }
+                if e.file_type().unwrap().is_dir() {
+                    out.push(format!("{rel}/"));
+                    walk(base, &p, out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// What a rename or a rewrite would change: inode, mtime and ctime (nanoseconds).
+    fn identity(p: &Path) -> (u64, i64, i64, i64, i64) {
+        let m = std::fs::metadata(p).unwrap();
+        (
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
+    }
+
+    fn value_path(root: &Path, n: &str, key: &str) -> PathBuf {
+        root.join(DATA_DIR).join("nodes").join(n).join(key)
+    }
+
+    fn doc_path(root: &Path, name: &str) -> PathBuf {
+        root.join(DATA_DIR).join("docs").join(name)
+    }
+
+    fn lock_path(root: &Path, doc: &str) -> PathBuf {
+        root.join(LOCK_DIR).join(format!("mpcluster-doc-{doc}"))
+    }
+
+    fn set_mtime(p: &Path, ago: Duration) {
+        std::fs::File::open(p)
+            .unwrap()
+            .set_modified(SystemTime::now() - ago)
+            .unwrap();
+    }
+
+    /// No event within `wait` but `Resync`s.
+    async fn expect_quiet(sub: &mut mpcluster_store::StoreSubscription, wait: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < wait {
+            match tokio::time::timeout(wait - start.elapsed(), sub.recv()).await {
+                Err(_) => return,
+                Ok(Some(StoreEvent::Resync)) => {}
+                Ok(other) => panic!("unexpected event {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pve_open_by_spec_and_layout() {
+        let root = PveRoot::cluster("prod", "pve1").unwrap();
+        let spec: StoreSpec = format!("pve:{}", root.path().display()).parse().unwrap();
+        assert_eq!(spec, root.spec());
+        let store = mpcluster_store::open(&spec, &StoreOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.describe(),
+            format!("pve store {}", root.path().display())
+        );
+        assert!(!store.is_standalone());
+        // Opening writes nothing.
+        assert!(tree(root.path()).is_empty(), "{:?}", tree(root.path()));
+
+        let n = node("pve1");
+        store.put("multipath", &n, Some("v")).await.unwrap();
+        // Node names may hold dots, even ".tmp.": a directory name, never taken for a temp file.
+        let dotted = node("odd.tmp.name");
+        store.put("multipath", &dotted, Some("d")).await.unwrap();
+        store
+            .write_doc("storage", "s", Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!(
+            tree(root.path()),
+            vec![
+                "priv/",
+                "priv/lock/",
+                "priv/mpcluster/",
+                "priv/mpcluster/docs/",
+                "priv/mpcluster/docs/storage",
+                "priv/mpcluster/nodes/",
+                "priv/mpcluster/nodes/odd.tmp.name/",
+                "priv/mpcluster/nodes/odd.tmp.name/multipath",
+                "priv/mpcluster/nodes/pve1/",
+                "priv/mpcluster/nodes/pve1/multipath",
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(value_path(root.path(), "pve1", "multipath")).unwrap(),
+            "v"
+        );
+        assert_eq!(store.get_all("multipath").await.unwrap().len(), 2);
+        // On a plain directory the modes are those pmxcfs gives priv/: 0700 and 0600.
+        for (p, mode) in [
+            (root.path().join("priv"), 0o700),
+            (root.path().join(DATA_DIR).join("nodes/pve1"), 0o700),
+            (value_path(root.path(), "pve1", "multipath"), 0o600),
+            (doc_path(root.path(), "storage"), 0o600),
+        ] {
+            let got = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(got, mode, "{}", p.display());
+        }
+        // The default root is /etc/pve.
+        let spec: StoreSpec = "pve".parse().unwrap();
+        assert_eq!(spec.pve_root().unwrap(), Path::new("/etc/pve"));
+    }
+
+    #[tokio::test]
+    async fn pve_open_refuses_what_is_not_a_pmxcfs_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("nope");
+        let e = PveStore::open(&missing, pve_options()).await.unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Config { problem, .. } if problem.ends_with("nope does not exist")),
+            "{e:?}"
+        );
+        // An empty directory: pmxcfs is not mounted there.
+        let e = PveStore::open(tmp.path(), pve_options()).await.unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.contains(".members does not exist"), "{shown}");
+        assert!(shown.contains("is pve-cluster running"), "{shown}");
+        assert!(tree(tmp.path()).is_empty(), "opening must write nothing");
+        // A malformed .members.
+        std::fs::write(tmp.path().join(".members"), "{").unwrap();
+        let e = PveStore::open(tmp.path(), pve_options()).await.unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+        assert!(tree(tmp.path()).is_empty(), "opening must write nothing");
+    }
+
+    /// The agent publishes only on change and on its 60 s refresh; a put of the stored value
+    /// must not reach pmxcfs at all: no temp file, no rename, no mtime change, no event.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pve_unchanged_writes_touch_nothing() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        let store = open(&root).await;
+        let n = node("pve1");
+        let payload = r#"{"time":1700000000,"maps":{"wA":{"state":"optimal"}}}"#;
+        store.put("multipath", &n, Some(payload)).await.unwrap();
+        let d = store
+            .write_doc("multipath-config", "c1", Expect::Absent)
+            .await
+            .unwrap();
+        let value = value_path(root.path(), "pve1", "multipath");
+        let node_dir = value.parent().unwrap().to_path_buf();
+        let doc = doc_path(root.path(), "multipath-config");
+        let docs_dir = doc.parent().unwrap().to_path_buf();
+        let lock_dir = root.path().join(LOCK_DIR);
+        let watched = [&value, &node_dir, &doc, &docs_dir, &lock_dir];
+        let before: Vec<_> = watched.iter().map(|p| identity(p)).collect();
+        let tree_before = tree(root.path());
+
+        let mut sub = store.subscribe().await;
+        // Coarse-grained timestamps would hide a rewrite: make sure time moves on.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..3 {
+            store.put("multipath", &n, Some(payload)).await.unwrap();
+            assert_eq!(
+                store
+                    .write_doc("multipath-config", "c1", Expect::Digest(d))
+                    .await
+                    .unwrap(),
+                d
+            );
+            assert_eq!(
+                store
+                    .write_doc("multipath-config", "c1", Expect::Any)
+                    .await
+                    .unwrap(),
+                d
+            );
+            // Clearing what is not there (the agent clears every refresh while no map exists).
+            store.put("multipath-collect", &n, None).await.unwrap();
+            store
+                .put("multipath-apply", &node("other"), None)
+                .await
+                .unwrap();
+        }
+        expect_quiet(&mut sub, Duration::from_millis(500)).await;
+        let after: Vec<_> = watched.iter().map(|p| identity(p)).collect();
+        assert_eq!(
+            before, after,
+            "an unchanged write touched a file or directory"
+        );
+        assert_eq!(tree(root.path()), tree_before);
+
+        // The refresh carries a new timestamp: that is a change, written by rename.
+        let refreshed = payload.replace("1700000000", "1700000060");
+        store.put("multipath", &n, Some(&refreshed)).await.unwrap();
+        expect_event(
+            &mut sub,
+            Duration::from_secs(2),
+            &StoreEvent::NodeKv {
+                key: "multipath".into(),
+                node: n.clone(),
+            },
+        )
+        .await;
+        assert_ne!(
+            identity(&value).0,
+            before[0].0,
+            "a change is a new file (rename)"
+        );
+        assert_eq!(std::fs::read_to_string(&value).unwrap(), refreshed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pve_members_follow_dot_members() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        let store = open(&root).await;
+        let other = open(&root).await; // another process reading the same /etc/pve
+        let mut sub = store.subscribe().await;
+        let online = |m: &std::collections::BTreeMap<NodeName, mpcluster_store::Member>| {
+            m.iter()
+                .map(|(n, m)| format!("{n}={}", u8::from(m.online)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(online(&store.members().await.unwrap()), "pve1=1");
+
+        let steps: &[(&str, Option<bool>, &str)] = &[
+            ("pve2", Some(true), "pve1=1 pve2=1"), // a node joins the cluster
+            ("pve2", Some(false), "pve1=1 pve2=0"), // it goes offline (still configured)
+            ("pve2", Some(true), "pve1=1 pve2=1"), // it comes back
+            ("pve3", Some(false), "pve1=1 pve2=1 pve3=0"), // added, not yet booted
+            ("pve3", Some(true), "pve1=1 pve2=1 pve3=1"),
+            ("pve2", None, "pve1=1 pve3=1"), // pvecm delnode
+        ];
+        for (n, state, want) in steps {
+            match state {
+                Some(on) => root.set_online(n, *on).unwrap(),
+                None => root.remove(n).unwrap(),
+            }
+            assert_eq!(online(&store.members().await.unwrap()), *want);
+            assert_eq!(online(&other.members().await.unwrap()), *want);
+            expect_event(&mut sub, Duration::from_secs(3), &StoreEvent::Members).await;
+        }
+        // Quorum and version changes are not membership changes: no event.
+        root.set_quorate(false).unwrap();
+        expect_quiet(&mut sub, Duration::from_millis(400)).await;
+        assert!(!store.is_standalone());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pve_standalone_node_is_a_standalone_store() {
+        let root = PveRoot::standalone("solo").unwrap();
+        let store = open(&root).await;
+        assert!(store.is_standalone());
+        assert!(store.members().await.unwrap().is_empty());
+        // Any name may join (no membership to check); nothing is kept alive.
+        let h = store
+            .join(&node("solo"), Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert!(h.is_alive());
+        h.leave().await.unwrap();
+        store
+            .join(&node("x"), Duration::from_secs(2))
+            .await
+            .unwrap();
+        // `pvecm create` + `pvecm add`: now a cluster.
+        let mut sub = store.subscribe().await;
+        root.set_online("pve2", true).unwrap();
+        expect_event(&mut sub, Duration::from_secs(3), &StoreEvent::Members).await;
+        assert!(!store.is_standalone(), "the poller saw the cluster");
+        assert_eq!(store.members().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pve_malformed_members_is_a_clear_error() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        let store = open(&root).await;
+        let mut sub = store.subscribe().await;
+        let path = root.members_path().display().to_string();
+        let cases = [
+            ("", "the file is empty"),
+            ("{\"nodename\": \"pve1\", \"nodelist\": {", "not valid JSON"),
+            (
+                r#"{"nodename": "pve1", "cluster": {"name": "c"}, "nodelist": {}}"#,
+                "\"nodelist\" is empty",
+            ),
+            (
+                r#"{"nodename": "pve1", "nodelist": {"pve1": {"id": 1}}}"#,
+                "node \"pve1\" in \"nodelist\" has no \"online\" flag",
+            ),
+            (
+                r#"{"nodename": "pve1", "nodelist": {"pve1": {"online": "1"}}}"#,
+                "\"online\" is \"1\", not 0 or 1",
+            ),
+        ];
+        for (text, want) in cases {
+            root.write_members_raw(text).unwrap();
+            for e in [
+                store.members().await.unwrap_err(),
+                store
+                    .join(&node("pve1"), Duration::from_secs(1))
+                    .await
+                    .unwrap_err(),
+            ] {
+                match &e {
+                    StoreError::Corrupt {
+                        location, problem, ..
+                    } => {
+                        assert_eq!(location, &path);
+                        assert!(problem.contains(want), "{text:?}: {problem}");
+                    }
+                    other => panic!("{text:?}: {other:?}"),
+                }
+                assert!(e.to_string().contains(&path), "{e}");
+            }
+            // Still the last good answer, never "standalone" by accident.
+            assert!(!store.is_standalone());
+        }
+        // Readers are told to look again (and then see the error).
+        expect_event(&mut sub, Duration::from_secs(3), &StoreEvent::Members).await;
+        // The values are still readable meanwhile.
+        store
+            .put("multipath", &node("pve1"), Some("v"))
+            .await
+            .unwrap();
+        assert_eq!(store.get_all("multipath").await.unwrap().len(), 1);
+        root.set_online("pve1", true).unwrap();
+        assert_eq!(store.members().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn pve_join_refuses_a_node_corosync_does_not_list() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        root.set_online("pve2", false).unwrap();
+        let store = open(&root).await;
+        let e = store
+            .join(&node("pve9"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        match &e {
+            StoreError::NotMember { node, listed, .. } => {
+                assert_eq!(node, "pve9");
+                assert_eq!(listed, "pve1, pve2");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            e.to_string().contains(&format!(
+                "not a member according to the corosync membership in {}",
+                root.members_path().display()
+            )),
+            "{e}"
+        );
+        // A listed node joins, offline or not; its liveness stays corosync's.
+        let h = store
+            .join(&node("pve2"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(h.is_alive());
+        assert!(!store.members().await.unwrap()[&node("pve2")].online);
+        h.leave().await.unwrap();
+        assert!(store.members().await.unwrap().contains_key(&node("pve2")));
+    }
+
+    #[tokio::test]
+    async fn pve_forget_node_leaves_corosync_membership_alone() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        root.set_online("pve2", false).unwrap();
+        let store = open(&root).await;
+        let gone = node("pve2");
+        for key in ["multipath", "multipath-detail", "custom"] {
+            store.put(key, &gone, Some("x")).await.unwrap();
+        }
+        store
+            .put("multipath", &node("pve1"), Some("y"))
+            .await
+            .unwrap();
+        // A temp file a crashed writer left in the node's directory goes too.
+        let node_dir = root.path().join(DATA_DIR).join("nodes/pve2");
+        std::fs::write(node_dir.join("multipath.tmp.4194305.abcdef"), "partial").unwrap();
+        let members_before = std::fs::read(root.members_path()).unwrap();
+
+        assert!(store.forget_node(&gone).await.unwrap());
+        assert!(!node_dir.exists());
+        assert_eq!(std::fs::read(root.members_path()).unwrap(), members_before);
+        // Still configured in corosync: listed (offline) until `pvecm delnode`.
+        assert!(!store.members().await.unwrap()[&gone].online);
+        assert_eq!(
+            store
+                .get_all("multipath")
+                .await
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec![&node("pve1")]
+        );
+        assert!(!store.forget_node(&gone).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn pve_lock_left_by_a_crashed_writer_is_taken_over_after_the_timeout() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        let with = |timeout: u64, wait_ms: u64| PveOptions {
+            lock_timeout: Duration::from_secs(timeout),
+            lock_wait: Duration::from_millis(wait_ms),
+            ..pve_options()
+        };
+        let store = PveStore::open(root.path(), with(120, 400)).await.unwrap();
+        let d1 = store.write_doc("cfg", "v1", Expect::Absent).await.unwrap();
+        let lock = lock_path(root.path(), "cfg");
+        assert!(!lock.exists(), "released after the write");
+
+        // A writer died holding the lock a moment ago: writes wait, then fail, unchanged.
+        std::fs::create_dir(&lock).unwrap();
+        let t = Instant::now();
+        let e = store
+            .write_doc("cfg", "v2", Expect::Digest(d1))
+            .await
+            .unwrap_err();
+        assert!(
+            t.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
+        match &e {
+            StoreError::Unavailable { reason, .. } => {
+                assert!(reason.contains(&lock.display().to_string()), "{reason}");
+                assert!(
+                    reason.contains("expires 120 s after it was taken"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.is_transient());
+        let e = store.delete_doc("cfg", Expect::Any).await.unwrap_err();
+        assert!(e.is_transient(), "{e:?}");
+        assert_eq!(store.read_doc("cfg").await.unwrap().unwrap().0, "v1");
+        assert!(lock.exists(), "a live lock is never removed early");
+        // Reads, no-op writes and conflicts need no lock.
+        assert_eq!(store.write_doc("cfg", "v1", Expect::Any).await.unwrap(), d1);
+        assert!(matches!(
+            store.write_doc("cfg", "v2", Expect::Absent).await,
+            Err(StoreError::Conflict { .. })
+        ));
+
+        // Older than pmxcfs's 120 s: taken over at once, not after waiting (5 s here).
+        set_mtime(&lock, Duration::from_secs(121));
+        let patient = PveStore::open(root.path(), with(120, 5000)).await.unwrap();
+        let t = Instant::now();
+        let d2 = patient
+            .write_doc("cfg", "v2", Expect::Digest(d1))
+            .await
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(!lock.exists());
+        assert_eq!(
+            store.read_doc("cfg").await.unwrap().unwrap(),
+            ("v2".to_owned(), d2)
+        );
+
+        // With a short timeout, a waiting writer takes the lock over once it expires.
+        let quick = PveStore::open(root.path(), with(1, 5000)).await.unwrap();
+        std::fs::create_dir(&lock).unwrap();
+        let t = Instant::now();
+        quick
+            .write_doc("cfg", "v3", Expect::Digest(d2))
+            .await
+            .unwrap();
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+        assert!(!lock.exists());
+        assert!(tree(&root.path().join(LOCK_DIR)).is_empty());
+    }
+
+    #[tokio::test]
+    async fn pve_too_large_values_are_refused_with_nothing_written() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        let store = open(&root).await;
+        let n = node("pve1");
+        // Everything the store accepts fits into one pmxcfs file (1 MiB).
+        assert_eq!(PMXCFS_MAX_FILE_SIZE, 1 << 20);
+        const {
+            assert!(names::DOC_MAX_LEN <= PMXCFS_MAX_FILE_SIZE);
+            assert!(names::KV_DETAIL_MAX_LEN <= PMXCFS_MAX_FILE_SIZE);
+        }
+
+        // Nothing stored yet: not even a directory appears.
+        let big_detail = "d".repeat(PMXCFS_MAX_FILE_SIZE + 1);
+        let e = store
+            .put("multipath-detail", &n, Some(&big_detail))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::ValueTooLarge { limit, .. } if limit == PMXCFS_MAX_FILE_SIZE),
+            "{e:?}"
+        );
+        let e = store
+            .write_doc("big", &"x".repeat(PMXCFS_MAX_FILE_SIZE + 1), Expect::Any)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::DocumentTooLarge { .. }), "{e:?}");
+        assert!(tree(root.path()).is_empty(), "{:?}", tree(root.path()));
+
+        // With values stored: they stay byte for byte, same file.
+        store.put("multipath", &n, Some("small")).await.unwrap();
+        store
+            .put(
+                "multipath-detail",
+                &n,
+                Some(&"d".repeat(PMXCFS_MAX_FILE_SIZE)),
+            )
+            .await
+            .unwrap();
+        store.write_doc("big", "doc", Expect::Absent).await.unwrap();
+        let files = [
+            value_path(root.path(), "pve1", "multipath"),
+            value_path(root.path(), "pve1", "multipath-detail"),
+            doc_path(root.path(), "big"),
+        ];
+        let before: Vec<_> = files.iter().map(|p| identity(p)).collect();
+        let tree_before = tree(root.path());
+        let e = store
+            .put("multipath", &n, Some(&"x".repeat(32 * 1024)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::ValueTooLarge { .. }), "{e:?}");
+        assert!(
+            store
+                .put("multipath-detail", &n, Some(&big_detail))
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .write_doc("big", &"x".repeat(PMXCFS_MAX_FILE_SIZE + 1), Expect::Any)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            files.iter().map(|p| identity(p)).collect::<Vec<_>>(),
+            before
+        );
+        assert_eq!(tree(root.path()), tree_before);
+        assert_eq!(
+            store.get("multipath", &n).await.unwrap().as_deref(),
+            Some("small")
+        );
+    }
+
+    #[tokio::test]
+    async fn pve_writes_are_refused_while_pmxcfs_is_not_mounted() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        let store = open(&root).await;
+        let n = node("pve1");
+        store.put("multipath", &n, Some("v")).await.unwrap();
+        let tree_before = tree(root.path());
+        // pmxcfs stopped: /etc/pve is an empty directory of the root filesystem again.
+        std::fs::remove_file(root.members_path()).unwrap();
+        let calls: Vec<(&str, Result<(), StoreError>)> = vec![
+            ("put", store.put("multipath", &n, Some("w")).await),
+            (
+                "put new node",
+                store.put("multipath", &node("pve2"), Some("w")).await,
+            ),
+            ("clear", store.put("multipath", &n, None).await),
+            (
+                "write_doc",
+                store.write_doc("cfg", "x", Expect::Any).await.map(|_| ()),
+            ),
+            ("forget_node", store.forget_node(&n).await.map(|_| ())),
+            ("members", store.members().await.map(|_| ())),
+            (
+                "join",
+                store.join(&n, Duration::from_secs(1)).await.map(|_| ()),
+            ),
+        ];
+        for (what, r) in calls {
+            match r {
+                Err(e @ StoreError::Unavailable { .. }) => {
+                    assert!(
+                        e.to_string().contains(".members does not exist"),
+                        "{what}: {e}"
+                    )
+                }
+                other => panic!("{what}: expected Unavailable, got {other:?}"),
+            }
+        }
+        assert_eq!(tree(root.path()), tree_before, "something was written");
+    }
+
+    #[tokio::test]
+    async fn pve_open_removes_old_temp_files_of_crashed_writers() {
+        let root = PveRoot::cluster("c", "pve1").unwrap();
+        {
+            let store = open(&root).await;
+            store
+                .put("multipath", &node("pve1"), Some("v"))
+                .await
+                .unwrap();
+            store.write_doc("cfg", "c", Expect::Absent).await.unwrap();
+        }
+        let node_dir = root.path().join(DATA_DIR).join("nodes/pve1");
+        let docs = root.path().join(DATA_DIR).join("docs");
+        let old = [
+            node_dir.join("multipath.tmp.123.aaaaaa"),
+            docs.join("cfg.tmp.77.bbbbbb"),
+        ];
+        // Maybe another node's write in flight right now: kept.
+        let fresh = node_dir.join("multipath.tmp.456.cccccc");
+        for p in old.iter().chain([&fresh]) {
+            std::fs::write(p, "partial").unwrap();
+        }
+        for p in &old {
+            set_mtime(p, Duration::from_secs(2 * 3600));
+        }
+        let store = open(&root).await;
+        assert!(old.iter().all(|p| !p.exists()));
+        assert!(fresh.exists());
+        // Temp files are never values.
+        assert_eq!(
+            store.get_all("multipath").await.unwrap()[&node("pve1")],
+            "v"
+        );
+        assert!(store.get_all("multipath.tmp.456.cccccc").await.is_err());
     }
 }
 

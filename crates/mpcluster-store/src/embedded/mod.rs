@@ -21,28 +21,29 @@
 //! by a polling task (started by the first [`ClusterStore::subscribe`], every
 //! [`EmbeddedOptions::poll_interval`]) that compares file fingerprints (inode, size, mtime).
 //! Temp files left by writers that died mid-write are removed when a store is opened.
+//!
+//! The file primitives and the polling are shared with the pve store (`crate::files`); the
+//! `flock` lock ([`flock`]) is this store's own.
 
-mod fsutil;
-mod poll;
+mod flock;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mpcluster_core::NodeName;
 use mpcluster_core::digest::ConfigDigest;
 use mpcluster_core::snapshot::Member;
-use tokio::sync::broadcast;
 use tracing::warn;
 
-use crate::names::{check_doc_content, check_doc_name, check_kv_key, check_kv_value};
+use crate::files::blocking;
+use crate::files::fsutil::{self, TempStyle, WriteOptions};
+use crate::files::watch::{self, Entry, Fingerprint, Scan, Watch};
+use crate::names::{check_doc_content, check_doc_name, check_kv_key, check_kv_value, check_name};
 use crate::{
-    ClusterStore, EVENT_CHANNEL_CAPACITY, EmbeddedOptions, Expect, MembershipHandle, StoreError,
-    StoreEvent, StoreSubscription,
+    ClusterStore, EmbeddedOptions, Expect, MembershipHandle, StoreError, StoreSubscription,
 };
-use poll::{Entry, Fingerprint, Scan};
 
 /// Subdirectory holding documents.
 pub(crate) const DOCS_DIR: &str = "docs";
@@ -50,6 +51,12 @@ pub(crate) const DOCS_DIR: &str = "docs";
 pub(crate) const KV_DIR: &str = "kv";
 /// The lock file for document compare-and-swap.
 pub(crate) const LOCK_FILE: &str = ".lock";
+
+/// Hidden temp files, each write synced to disk.
+const WRITE: WriteOptions = WriteOptions {
+    style: TempStyle::Hidden,
+    fsync: true,
+};
 
 /// The embedded store; see the [module docs](self). Cheap to clone (shared state).
 #[derive(Clone)]
@@ -60,12 +67,8 @@ pub struct EmbeddedStore {
 struct Inner {
     dir: PathBuf,
     describe: String,
-    events: broadcast::Sender<StoreEvent>,
-    /// Fingerprints as last seen (by this process's writes or the poller).
-    known: Mutex<Known>,
-    poller_started: AtomicBool,
-    poll_interval: Duration,
-    runtime: tokio::runtime::Handle,
+    /// This process's writes and the poller's findings, as events.
+    watch: Arc<Watch>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -76,39 +79,7 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
-/// What the poller compares against.
-struct Known {
-    scan: Scan,
-    /// Counts this process's own changes.
-    generation: u64,
-    /// Entries this process changed, with the generation of the change. A poll that started
-    /// before such a change must not report (or undo) it.
-    touched: HashMap<Entry, u64>,
-}
-
 impl Inner {
-    fn known(&self) -> MutexGuard<'_, Known> {
-        // The map is always consistent (single inserts/removals), so a poisoned lock is fine.
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Remember `entry`'s new fingerprint (so the poller does not report this process's own
-    /// write again) and announce the change.
-    fn changed(&self, entry: Entry, fp: Option<Fingerprint>) {
-        {
-            let mut known = self.known();
-            known.generation += 1;
-            let generation = known.generation;
-            known.touched.insert(entry.clone(), generation);
-            match fp {
-                Some(fp) => known.scan.insert(entry.clone(), fp),
-                None => known.scan.remove(&entry),
-            };
-        }
-        // No receivers is fine.
-        let _ = self.events.send(entry.event());
-    }
-
     fn kv_path(&self, key: &str, node: &NodeName) -> PathBuf {
         self.dir.join(KV_DIR).join(key).join(node.as_str())
     }
@@ -118,20 +89,29 @@ impl Inner {
     }
 }
 
-/// Run blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(
-    store: &str,
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(StoreError::Unavailable {
-            store: store.to_owned(),
-            reason: "the runtime is shutting down".to_owned(),
-            source: None,
-        }),
+/// Fingerprint every document and node KV value under `root`.
+fn scan(root: &Path) -> Result<Scan, StoreError> {
+    let mut out = Scan::new();
+    for (name, meta) in watch::list_files(&root.join(DOCS_DIR))? {
+        if meta.is_file() && check_name("document name", &name).is_ok() {
+            out.insert(Entry::Doc(name), Fingerprint::of(&meta));
+        }
     }
+    let kv = root.join(KV_DIR);
+    for (key, meta) in watch::list_files(&kv)? {
+        if !meta.is_dir() || check_name("node KV key", &key).is_err() {
+            continue;
+        }
+        for (node, meta) in watch::list_files(&kv.join(&key))? {
+            let Ok(node) = NodeName::new(node) else {
+                continue;
+            };
+            if meta.is_file() {
+                out.insert(Entry::Kv(key.clone(), node), Fingerprint::of(&meta));
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl EmbeddedStore {
@@ -140,40 +120,39 @@ impl EmbeddedStore {
     pub async fn open(dir: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         let describe = format!("embedded store {}", dir.display());
         let root = dir.to_path_buf();
-        let scan = blocking(&describe, move || {
+        let initial = blocking(&describe, move || {
             fsutil::create_dir_private(&root)?;
             let docs = root.join(DOCS_DIR);
             let kv = root.join(KV_DIR);
             fsutil::create_dir_private(&docs)?;
             fsutil::create_dir_private(&kv)?;
-            let mut removed = fsutil::remove_stale_temp_files(&docs)?;
+            let stale = fsutil::hidden_temp_of_dead_writer;
+            let mut removed = fsutil::remove_stale_temp_files(&docs, stale)?;
             let keys = std::fs::read_dir(&kv).map_err(|e| StoreError::io(&kv, e))?;
             for key in keys {
                 let key = key.map_err(|e| StoreError::io(&kv, e))?;
                 if key.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    removed.extend(fsutil::remove_stale_temp_files(&key.path())?);
+                    removed.extend(fsutil::remove_stale_temp_files(&key.path(), stale)?);
                 }
             }
             for path in removed {
                 warn!(path = %path.display(), "removed a temp file left by a crashed writer");
             }
-            poll::scan(&root)
+            scan(&root)
         })
         .await?;
-        let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        let root = dir.to_path_buf();
+        let watch = Watch::new(
+            describe.clone(),
+            options.poll_interval,
+            initial,
+            Arc::new(move || scan(&root)),
+        );
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 describe,
-                events,
-                known: Mutex::new(Known {
-                    scan,
-                    generation: 0,
-                    touched: HashMap::new(),
-                }),
-                poller_started: AtomicBool::new(false),
-                poll_interval: options.poll_interval,
-                runtime: tokio::runtime::Handle::current(),
+                watch: Arc::new(watch),
             }),
         })
     }
@@ -181,55 +160,6 @@ impl EmbeddedStore {
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
-    }
-
-    fn start_poller(&self) {
-        if self.inner.poller_started.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let weak = Arc::downgrade(&self.inner);
-        let period = self.inner.poll_interval;
-        self.inner.runtime.spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                tick.tick().await;
-                // The task ends with the store.
-                let Some(inner) = weak.upgrade() else { break };
-                if inner.events.receiver_count() == 0 {
-                    continue;
-                }
-                let root = inner.dir.clone();
-                let started_at = inner.known().generation;
-                match blocking(&inner.describe, move || poll::scan(&root)).await {
-                    Ok(new) => {
-                        let changed = {
-                            let mut known = inner.known();
-                            let mut changed = poll::diff(&known.scan, &new);
-                            // Our own writes since the scan started are newer than the scan.
-                            changed
-                                .retain(|e| known.touched.get(e).is_none_or(|g| *g <= started_at));
-                            for e in &changed {
-                                match new.get(e) {
-                                    Some(fp) => known.scan.insert(e.clone(), *fp),
-                                    None => known.scan.remove(e),
-                                };
-                            }
-                            known.touched.retain(|_, g| *g > started_at);
-                            changed
-                        };
-                        for entry in changed {
-                            let _ = inner.events.send(entry.event());
-                        }
-                    }
-                    Err(e) => warn!(
-                        store = %inner.describe,
-                        error = &e as &dyn std::error::Error,
-                        "polling for changes failed"
-                    ),
-                }
-            }
-        });
     }
 }
 
@@ -254,7 +184,7 @@ impl ClusterStore for EmbeddedStore {
         let path = inner.kv_path(key, node);
         blocking(&self.inner.describe, move || {
             let changed = match value {
-                None => fsutil::remove_durable(&path)?,
+                None => fsutil::remove_durable(&path, WRITE.fsync)?,
                 Some(v) => {
                     if fsutil::read_optional(&path)?.as_deref() == Some(v.as_bytes()) {
                         false
@@ -262,13 +192,13 @@ impl ClusterStore for EmbeddedStore {
                         if let Some(parent) = path.parent() {
                             fsutil::create_dir_private(parent)?;
                         }
-                        fsutil::atomic_write(&path, v.as_bytes())?;
+                        fsutil::atomic_write(&path, v.as_bytes(), WRITE)?;
                         true
                     }
                 }
             };
             if changed {
-                inner.changed(entry, Fingerprint::of_path(&path)?);
+                inner.watch.changed(entry, Fingerprint::of_path(&path)?);
             }
             Ok(())
         })
@@ -366,8 +296,8 @@ impl ClusterStore for EmbeddedStore {
                 if check_kv_key(&name).is_err() || !key.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
-                if fsutil::remove_durable(&inner.kv_path(&name, &node))? {
-                    inner.changed(Entry::Kv(name, node.clone()), None);
+                if fsutil::remove_durable(&inner.kv_path(&name, &node), WRITE.fsync)? {
+                    inner.watch.changed(Entry::Kv(name, node.clone()), None);
                     removed_any = true;
                 }
             }
@@ -408,13 +338,15 @@ impl ClusterStore for EmbeddedStore {
         let content = content.to_owned();
         blocking(&self.inner.describe, move || {
             let path = inner.doc_path(&name);
-            let _lock = fsutil::DirLock::acquire(&inner.dir.join(LOCK_FILE))?;
+            let _lock = flock::FileLock::acquire(&inner.dir.join(LOCK_FILE))?;
             let current = fsutil::read_optional(&path)?.map(|b| ConfigDigest::of_bytes(&b));
             expected.check(&name, current.as_ref())?;
             let digest = ConfigDigest::of(&content);
             if current != Some(digest) {
-                fsutil::atomic_write(&path, content.as_bytes())?;
-                inner.changed(Entry::Doc(name), Fingerprint::of_path(&path)?);
+                fsutil::atomic_write(&path, content.as_bytes(), WRITE)?;
+                inner
+                    .watch
+                    .changed(Entry::Doc(name), Fingerprint::of_path(&path)?);
             }
             Ok(digest)
         })
@@ -427,15 +359,15 @@ impl ClusterStore for EmbeddedStore {
         let name = name.to_owned();
         blocking(&self.inner.describe, move || {
             let path = inner.doc_path(&name);
-            let _lock = fsutil::DirLock::acquire(&inner.dir.join(LOCK_FILE))?;
+            let _lock = flock::FileLock::acquire(&inner.dir.join(LOCK_FILE))?;
             let current = fsutil::read_optional(&path)?.map(|b| ConfigDigest::of_bytes(&b));
             expected.check(&name, current.as_ref())?;
             if current.is_none() {
                 return Ok(false);
             }
-            let removed = fsutil::remove_durable(&path)?;
+            let removed = fsutil::remove_durable(&path, WRITE.fsync)?;
             if removed {
-                inner.changed(Entry::Doc(name), None);
+                inner.watch.changed(Entry::Doc(name), None);
             }
             Ok(removed)
         })
@@ -443,8 +375,6 @@ impl ClusterStore for EmbeddedStore {
     }
 
     async fn subscribe(&self) -> StoreSubscription {
-        let rx = self.inner.events.subscribe();
-        self.start_poller();
-        StoreSubscription::new(rx)
+        self.inner.watch.subscribe()
     }
 }

@@ -1,5 +1,6 @@
 //! Test support (feature `testing`): [`EtcdServer`] runs real etcd members as child
-//! processes on ephemeral 127.0.0.1 ports, in a temporary directory.
+//! processes on ephemeral 127.0.0.1 ports, in a temporary directory; [`PveRoot`] is a
+//! pmxcfs-like root directory for the pve store, with a `.members` the test controls.
 //!
 //! Every process is killed by PID when the `EtcdServer` is dropped, also when a test panics.
 //! Members can be killed, stopped and restarted individually or all together, keeping their
@@ -36,6 +37,10 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod pve;
+
+pub use pve::PveRoot;
 
 use crate::etcd::rpc::pb::etcdserverpb::RangeRequest;
 use crate::etcd::rpc::{ClientOptions, EtcdClient};

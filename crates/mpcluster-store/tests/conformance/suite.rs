@@ -5,8 +5,13 @@
 //! embedded directory, or two agents on one etcd cluster). [`run_all`] runs every case
 //! concurrently, each in its own namespace, and reports every failing case by name.
 //!
-//! Behaviour that differs by design (membership on a standalone store) is checked per
-//! [`ClusterStore::is_standalone`].
+//! Behaviour that differs by design is checked per [`ClusterStore::is_standalone`] (membership
+//! on a standalone store) and per [`Namespace::external`]: where the membership is not the
+//! store's (the pve store, whose membership is corosync's `.members`), the harness plays the
+//! cluster, making nodes members, online or offline ([`ExternalMembership`]); the cases then
+//! go through [`go_online`] and [`Live`], which do the same thing on every backend. Cases
+//! compare memberships against the namespace's starting membership (a real `.members` always
+//! lists the local node).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,16 +20,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mpcluster_store::{
-    ClusterStore, ConfigDigest, Expect, NodeName, StoreError, StoreEvent, StoreSubscription, names,
+    ClusterStore, ConfigDigest, Expect, Member, MembershipHandle, NodeName, StoreError, StoreEvent,
+    StoreSubscription, names,
 };
 
 /// A boxed, sendable future.
 pub type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Membership decided outside the store (corosync for the pve store): the harness says who
+/// is a member and who is online, as the cluster would.
+pub trait ExternalMembership: Send + Sync {
+    /// List `node` as a member, online or offline (added to the cluster, booted, shut down).
+    fn set(&self, node: &NodeName, online: bool);
+    /// Remove `node` from the membership (`pvecm delnode`).
+    fn remove(&self, node: &NodeName);
+}
+
 /// Opens store objects on one fresh data set.
 #[derive(Clone)]
 pub struct Namespace {
     open: Arc<dyn Fn() -> BoxFut<Arc<dyn ClusterStore>> + Send + Sync>,
+    external: Option<Arc<dyn ExternalMembership>>,
 }
 
 impl Namespace {
@@ -32,12 +48,80 @@ impl Namespace {
     pub fn new(open: impl Fn() -> BoxFut<Arc<dyn ClusterStore>> + Send + Sync + 'static) -> Self {
         Namespace {
             open: Arc::new(open),
+            external: None,
         }
+    }
+
+    /// The same, with membership decided by `membership` rather than by `join`.
+    pub fn with_external_membership(mut self, membership: Arc<dyn ExternalMembership>) -> Self {
+        self.external = Some(membership);
+        self
+    }
+
+    /// The external membership, if the store's membership is not its own.
+    pub fn external(&self) -> Option<&Arc<dyn ExternalMembership>> {
+        self.external.as_ref()
     }
 
     /// A new store object on this namespace's data.
     pub async fn open(&self) -> Arc<dyn ClusterStore> {
         (self.open)().await
+    }
+}
+
+/// A node made an online member by [`go_online`].
+pub struct Live {
+    node: NodeName,
+    handle: MembershipHandle,
+    external: Option<Arc<dyn ExternalMembership>>,
+}
+
+/// Make `n` an online member however the backend decides membership: the cluster lists it
+/// online (external membership), then it joins through `store` (whose handle keeps it online
+/// where the store decides).
+pub async fn go_online(
+    ns: &Namespace,
+    store: &dyn ClusterStore,
+    n: &NodeName,
+    ttl: Duration,
+) -> Live {
+    if let Some(ext) = ns.external() {
+        ext.set(n, true);
+    }
+    let handle = store.join(n, ttl).await.unwrap();
+    assert_eq!(handle.node(), n);
+    Live {
+        node: n.clone(),
+        handle,
+        external: ns.external().cloned(),
+    }
+}
+
+impl Live {
+    /// Whether the membership handle is alive.
+    pub fn is_alive(&self) -> bool {
+        self.handle.is_alive()
+    }
+
+    /// Leave cleanly: offline at once, still known.
+    pub async fn leave(self) {
+        self.handle.leave().await.unwrap();
+        if let Some(ext) = &self.external {
+            ext.set(&self.node, false);
+        }
+    }
+
+    /// Crash: nothing keeps the node alive any more. A store-kept membership expires by its
+    /// TTL; an external one notices after `ttl` (corosync's token timeout, played here).
+    pub fn crash(self, ttl: Duration) {
+        drop(self.handle);
+        if let Some(ext) = self.external {
+            let node = self.node;
+            tokio::spawn(async move {
+                tokio::time::sleep(ttl).await;
+                ext.set(&node, false);
+            });
+        }
     }
 }
 
@@ -179,6 +263,10 @@ async fn online(store: &dyn ClusterStore, n: &NodeName) -> Option<bool> {
     store.members().await.unwrap().get(n).map(|m| m.online)
 }
 
+async fn members(store: &dyn ClusterStore) -> BTreeMap<NodeName, Member> {
+    store.members().await.unwrap()
+}
+
 fn kv_event(key: &str, n: &NodeName) -> StoreEvent {
     StoreEvent::NodeKv {
         key: key.into(),
@@ -198,7 +286,9 @@ async fn describe_names_backend(ns: Namespace) {
     let store = ns.open().await;
     let d = store.describe();
     assert!(
-        d.starts_with("embedded store ") || d.starts_with("etcd store "),
+        d.starts_with("embedded store ")
+            || d.starts_with("pve store ")
+            || d.starts_with("etcd store "),
         "{d}"
     );
 }
@@ -381,12 +471,12 @@ async fn names_are_validated(ns: Namespace) {
 async fn kv_value_persists_after_member_expires(ns: Namespace) {
     let store = ns.open().await;
     let a = node("gone-node");
-    let handle = store.join(&a, Duration::from_secs(2)).await.unwrap();
+    let live = go_online(&ns, &*store, &a, Duration::from_secs(2)).await;
     store
         .put("multipath", &a, Some("last words"))
         .await
         .unwrap();
-    drop(handle); // crash: no leave
+    live.crash(Duration::from_secs(2)); // no leave
     if !store.is_standalone() {
         eventually(
             Duration::from_secs(8),
@@ -424,33 +514,36 @@ async fn members_join_leave(ns: Namespace) {
         assert!(store.members().await.unwrap().is_empty());
         return;
     }
-    assert!(store.members().await.unwrap().is_empty());
+    let base = members(&*store).await;
+    assert!(!base.contains_key(&a) && !base.contains_key(&b), "{base:?}");
     let other = ns.open().await; // a second agent
-    let ha = store.join(&a, Duration::from_secs(5)).await.unwrap();
-    let hb = other.join(&b, Duration::from_secs(5)).await.unwrap();
-    let m = store.members().await.unwrap();
-    assert_eq!(m.len(), 2, "{m:?}");
+    let la = go_online(&ns, &*store, &a, Duration::from_secs(5)).await;
+    let lb = go_online(&ns, &*other, &b, Duration::from_secs(5)).await;
+    let m = members(&*store).await;
+    assert_eq!(m.len(), base.len() + 2, "{m:?}");
     assert!(m[&a].online && m[&b].online, "{m:?}");
-    ha.leave().await.unwrap();
+    la.leave().await;
     // Offline at once, still known.
-    let m = store.members().await.unwrap();
+    let m = members(&*store).await;
     assert!(!m[&a].online, "{m:?}");
     assert!(m[&b].online, "{m:?}");
     // Re-join after leave works.
-    let ha = store.join(&a, Duration::from_secs(5)).await.unwrap();
+    let la = go_online(&ns, &*store, &a, Duration::from_secs(5)).await;
     assert_eq!(online(&*store, &a).await, Some(true));
-    ha.leave().await.unwrap();
-    hb.leave().await.unwrap();
-    let m = other.members().await.unwrap();
-    assert!(m.values().all(|m| !m.online), "{m:?}");
+    la.leave().await;
+    lb.leave().await;
+    let m = members(&*other).await;
+    assert!(!m[&a].online && !m[&b].online, "{m:?}");
+    assert_eq!(m.len(), base.len() + 2, "{m:?}");
 }
 
 async fn members_keepalive_then_ttl_expiry_after_drop(ns: Namespace) {
     let store = ns.open().await;
     let a = node("crashy");
-    let h = store.join(&a, Duration::from_secs(2)).await.unwrap();
+    let ttl = Duration::from_secs(2);
+    let h = go_online(&ns, &*store, &a, ttl).await;
     if store.is_standalone() {
-        drop(h);
+        h.crash(ttl);
         assert!(store.members().await.unwrap().is_empty());
         return;
     }
@@ -458,7 +551,7 @@ async fn members_keepalive_then_ttl_expiry_after_drop(ns: Namespace) {
     tokio::time::sleep(Duration::from_millis(4500)).await;
     assert_eq!(online(&*store, &a).await, Some(true));
     assert!(h.is_alive());
-    drop(h);
+    h.crash(ttl);
     // Dropping does not revoke: still online right after.
     assert_eq!(online(&*store, &a).await, Some(true));
     let took = eventually(Duration::from_secs(8), "the TTL to expire", || {
@@ -643,9 +736,9 @@ async fn watch_delivers_events(ns: Namespace) {
     store.delete_doc("watched", Expect::Any).await.unwrap();
     expect_event(&mut sub, EVENT_WAIT, &doc_event("watched")).await;
     if !store.is_standalone() {
-        let h = store.join(&a, Duration::from_secs(5)).await.unwrap();
+        let h = go_online(&ns, &*store, &a, Duration::from_secs(5)).await;
         expect_event(&mut sub, EVENT_WAIT, &StoreEvent::Members).await;
-        h.leave().await.unwrap();
+        h.leave().await;
         expect_event(&mut sub, EVENT_WAIT, &StoreEvent::Members).await;
     }
     // An unchanged rewrite announces nothing.
@@ -747,23 +840,30 @@ async fn forget_node_removes_values_and_membership(ns: Namespace) {
         }
     }
     let member_only = node("member-only");
+    let base = members(&*store).await;
     let mut online_handles = Vec::new();
     if !store.is_standalone() {
         // The departed node joined once and left; another node joined and left without ever
         // putting a value; the others are online.
         for n in [&gone, &member_only] {
-            let h = store.join(n, Duration::from_secs(5)).await.unwrap();
-            h.leave().await.unwrap();
+            go_online(&ns, &*store, n, Duration::from_secs(5))
+                .await
+                .leave()
+                .await;
         }
         for o in &others {
-            online_handles.push(store.join(o, Duration::from_secs(5)).await.unwrap());
+            online_handles.push(go_online(&ns, &*store, o, Duration::from_secs(5)).await);
         }
-        let m = store.members().await.unwrap();
-        assert_eq!(m.len(), 5, "{m:?}");
+        let m = members(&*store).await;
+        assert_eq!(m.len(), base.len() + 5, "{m:?}");
         assert!(!m[&gone].online, "{m:?}");
     }
 
     let mut sub = store.subscribe().await;
+    if let Some(ext) = ns.external() {
+        // The membership is the cluster's: it forgets the node itself (`pvecm delnode`).
+        ext.remove(&gone);
+    }
     assert!(store.forget_node(&gone).await.unwrap());
     let mut want: Vec<StoreEvent> = keys.iter().map(|k| kv_event(k, &gone)).collect();
     if !store.is_standalone() {
@@ -787,7 +887,7 @@ async fn forget_node_removes_values_and_membership(ns: Namespace) {
         let m = s.members().await.unwrap();
         assert!(!m.contains_key(&gone), "{m:?}");
         if !s.is_standalone() {
-            assert_eq!(m.len(), 4, "{m:?}");
+            assert_eq!(m.len(), base.len() + 4, "{m:?}");
             assert!(others.iter().all(|o| m[o].online), "{m:?}");
             assert!(!m[&member_only].online, "{m:?}");
         }
@@ -796,10 +896,18 @@ async fn forget_node_removes_values_and_membership(ns: Namespace) {
     // Forgetting again finds nothing.
     assert!(!store.forget_node(&gone).await.unwrap());
     // A node known only by its membership record.
-    assert_eq!(
-        store.forget_node(&member_only).await.unwrap(),
-        !store.is_standalone()
-    );
+    match ns.external() {
+        None => assert_eq!(
+            store.forget_node(&member_only).await.unwrap(),
+            !store.is_standalone()
+        ),
+        Some(ext) => {
+            // Nothing of it is the store's; its membership stays the cluster's business.
+            assert!(!store.forget_node(&member_only).await.unwrap());
+            assert!(members(&*store).await.contains_key(&member_only));
+            ext.remove(&member_only);
+        }
+    }
     assert!(!store.members().await.unwrap().contains_key(&member_only));
     // The node can come back afterwards like a new one.
     store.put("multipath", &gone, Some("back")).await.unwrap();
@@ -808,7 +916,7 @@ async fn forget_node_removes_values_and_membership(ns: Namespace) {
         Some("back")
     );
     for h in online_handles {
-        h.leave().await.unwrap();
+        h.leave().await;
     }
 }
 
@@ -819,13 +927,10 @@ async fn forget_unknown_node_is_false(ns: Namespace) {
     let a = node("somebody");
     store.put("multipath", &a, Some("v")).await.unwrap();
     if !store.is_standalone() {
-        store
-            .join(&a, Duration::from_secs(5))
+        go_online(&ns, &*store, &a, Duration::from_secs(5))
             .await
-            .unwrap()
             .leave()
-            .await
-            .unwrap();
+            .await;
     }
     assert!(!store.forget_node(&node("never-seen")).await.unwrap());
     assert_eq!(
