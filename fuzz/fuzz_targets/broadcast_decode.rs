@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
             ..KvSnapshot::default()
         },
         expectations: Default::default(),
+        publish_errors: BTreeMap::new(),
     };
     common::check_snapshot(&snap);
 });

@@ -166,6 +166,21 @@ pub enum ClientError {
         #[source]
         source: FrameError,
     },
+    /// The announced reply is valid for multipathd but larger than the agent accepts
+    /// ([`crate::protocol::MAX_ACCEPTED_REPLY_LEN`]); it was not read.
+    #[error(
+        "multipathd at {socket} announced a reply of {len} bytes to {command:?}; mpcluster reads replies below {limit} bytes (about 2 700 multipath maps with 4 paths each), so this node's state cannot be collected"
+    )]
+    ReplyTooLarge {
+        /// The socket.
+        socket: String,
+        /// The command.
+        command: String,
+        /// The announced length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The reply is not text (binary bytes, interior NUL).
     #[error("the reply of multipathd at {socket} to {command:?} is not text")]
     MalformedReply {
@@ -245,6 +260,9 @@ impl ClientError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Self::Connect { .. } => Some(CONNECT_HINT),
+            Self::ReplyTooLarge { .. } => {
+                Some("more multipath maps than mpcluster handles on one node; see README (Limits)")
+            }
             _ => None,
         }
     }
@@ -384,11 +402,13 @@ impl MultipathdClient {
                 });
             }
         };
-        let text = protocol::decode_reply(&body).map_err(|source| ClientError::MalformedReply {
-            socket: socket.clone(),
-            command: cmd.to_owned(),
-            source,
-        })?;
+        // The receive buffer becomes the reply text (no copy: replies can be 32 MiB).
+        let text =
+            protocol::decode_reply_owned(body).map_err(|source| ClientError::MalformedReply {
+                socket: socket.clone(),
+                command: cmd.to_owned(),
+                source,
+            })?;
         debug!(bytes = text.len(), "reply received");
         let reply = classify(text, socket.clone(), cmd)?;
         Ok((reply, socket))
@@ -403,12 +423,13 @@ fn unexpected(socket: String, cmd: &str, text: &str) -> ClientError {
     }
 }
 
-/// Maps a reply text to a [`Reply`] or the matching error.
-fn classify(text: &str, socket: String, cmd: &str) -> Result<Reply, ClientError> {
+/// Maps a reply text to a [`Reply`] (data keeps the text itself) or the matching error.
+fn classify(text: String, socket: String, cmd: &str) -> Result<Reply, ClientError> {
     let command = cmd.to_owned();
-    match protocol::classify_reply(text) {
+    match protocol::classify_reply(&text) {
         ReplyClass::Ok => Ok(Reply::Ok),
-        ReplyClass::Data(data) => Ok(Reply::Text(data.to_owned())),
+        // `Data` is always the whole text.
+        ReplyClass::Data(_) => Ok(Reply::Text(text)),
         ReplyClass::Fail { detail } => Err(ClientError::Failed {
             socket,
             command,
@@ -465,6 +486,7 @@ enum ExchangeError {
         received: usize,
     },
     Length(FrameError),
+    TooLarge(usize),
 }
 
 impl ExchangeError {
@@ -498,6 +520,12 @@ impl ExchangeError {
                 command,
                 source,
             },
+            Self::TooLarge(len) => ClientError::ReplyTooLarge {
+                socket,
+                command,
+                len,
+                limit: protocol::MAX_ACCEPTED_REPLY_LEN,
+            },
         }
     }
 }
@@ -522,6 +550,9 @@ async fn exchange(stream: &mut UnixStream, cmd: &str) -> Result<Vec<u8>, Exchang
         });
     }
     let len = protocol::decode_len(header).map_err(ExchangeError::Length)?;
+    if len >= protocol::MAX_ACCEPTED_REPLY_LEN {
+        return Err(ExchangeError::TooLarge(len));
+    }
 
     // Grow with what arrives; `take` bounds it to the (checked) announced length.
     let mut body = Vec::with_capacity(len.min(INITIAL_REPLY_CAPACITY));
@@ -606,28 +637,28 @@ mod tests {
     fn classify_maps_every_class() {
         let sock = || "@s".to_owned();
         assert_eq!(
-            classify("ok\n", sock(), "reconfigure").ok(),
+            classify("ok\n".into(), sock(), "reconfigure").ok(),
             Some(Reply::Ok)
         );
         assert_eq!(
-            classify("pid 1 idle\n", sock(), "show daemon").ok(),
+            classify("pid 1 idle\n".into(), sock(), "show daemon").ok(),
             Some(Reply::Text("pid 1 idle\n".into()))
         );
         assert!(matches!(
-            classify("fail\n", sock(), "c"),
+            classify("fail\n".into(), sock(), "c"),
             Err(ClientError::Failed { detail: None, .. })
         ));
         assert!(matches!(
-            classify("timeout\n", sock(), "c"),
+            classify("timeout\n".into(), sock(), "c"),
             Err(ClientError::DaemonTimeout { .. })
         ));
         assert!(matches!(
-            classify("permission deny: need to be root\n", sock(), "c"),
+            classify("permission deny: need to be root\n".into(), sock(), "c"),
             Err(ClientError::PermissionDenied { .. })
         ));
         assert!(matches!(
             classify(
-                "c: not found\nmultipath-tools v0.9.4 (12/19, 2022)\nCLI commands reference:\n",
+                String::from("c: not found\nmultipath-tools v0.9.4 (12/19, 2022)\nCLI commands reference:\n"),
                 sock(),
                 "c"
             ),

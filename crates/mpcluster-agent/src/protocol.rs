@@ -23,6 +23,13 @@ pub const HEADER_LEN: usize = size_of::<usize>();
 /// Replies announcing this many bytes or more are refused (`MAX_REPLY_LEN`, `mpath_cmd.h`).
 pub const MAX_REPLY_LEN: usize = 32 * 1024 * 1024;
 
+/// Replies announcing this many bytes or more are not read by the agent's client
+/// ([`crate::ClientError::ReplyTooLarge`], a collection error): 8 MiB, about 2 700 maps with 4
+/// paths each in `show maps json` (256 maps with 4 paths are 770 KB; the status broadcast
+/// carries about 300 maps fully). multipathd itself allows [`MAX_REPLY_LEN`]; the lower limit
+/// bounds the agent's memory (a collection peaks at a few times the reply size).
+pub const MAX_ACCEPTED_REPLY_LEN: usize = 8 * 1024 * 1024;
+
 /// Largest request frame length (command plus its NUL) the daemon accepts (`_MAX_CMD_LEN`,
 /// `libmpathutil/uxsock.h`): commands may be at most `MAX_CMD_LEN - 1` = 511 bytes.
 pub const MAX_CMD_LEN: usize = 512;
@@ -122,6 +129,17 @@ pub fn decode_reply(body: &[u8]) -> Result<&str, ReplyDecodeError> {
         return Err(ReplyDecodeError::InteriorNul { offset });
     }
     std::str::from_utf8(body).map_err(ReplyDecodeError::NotUtf8)
+}
+
+/// [`decode_reply`] on an owned body, without copying it: the buffer becomes the text.
+pub fn decode_reply_owned(mut body: Vec<u8>) -> Result<String, ReplyDecodeError> {
+    if body.last() == Some(&0) {
+        body.pop();
+    }
+    if let Some(offset) = body.iter().position(|&b| b == 0) {
+        return Err(ReplyDecodeError::InteriorNul { offset });
+    }
+    String::from_utf8(body).map_err(|e| ReplyDecodeError::NotUtf8(e.utf8_error()))
 }
 
 /// Checks that a command can be sent: not blank, no NUL, at most 511 bytes.
@@ -323,6 +341,16 @@ mod tests {
             decode_reply(b"ab\0cd\0"),
             Err(ReplyDecodeError::InteriorNul { offset: 2 })
         );
+        assert_eq!(decode_reply_owned(b"ab\0".to_vec()).unwrap(), "ab");
+        assert_eq!(decode_reply_owned(b"ab".to_vec()).unwrap(), "ab");
+        assert_eq!(
+            decode_reply_owned(b"ab\0cd\0".to_vec()),
+            Err(ReplyDecodeError::InteriorNul { offset: 2 })
+        );
+        assert!(matches!(
+            decode_reply_owned(vec![0xff, 0xfe, 0x80, 0]),
+            Err(ReplyDecodeError::NotUtf8(_))
+        ));
         assert!(matches!(
             decode_reply(&[0xff, 0xfe, 0x80, 0]),
             Err(ReplyDecodeError::NotUtf8(_))

@@ -2,7 +2,9 @@
 //! summary and the per-path detail when they change (or every `refresh`), publish collection
 //! failures, and leave the cluster cleanly on shutdown.
 //!
-//! Entry point: [`run`].
+//! Entry points: [`run`]; [`run_reporting`] also reports whether publishing works (a server
+//! running the agent in-process shows a node that cannot publish as such, see
+//! [`PublishHealth`]).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,10 +14,11 @@ use std::time::Duration;
 use mpcluster_config::unix_now;
 use mpcluster_core::broadcast::MapSummary;
 use mpcluster_core::payload::{BroadcastPolicy, Decision, DetailPolicy};
-use mpcluster_core::snapshot::{doc_names, kv_keys};
+use mpcluster_core::snapshot::{PublishError, doc_names, kv_keys};
 use mpcluster_core::{MapState, NodeName, Wwid, error_chain as chain};
 use mpcluster_store::{ClusterStore, MembershipHandle, StoreError, StoreEvent};
 use serde_json::json;
+use tokio::sync::watch;
 
 use crate::apply::Applier;
 use crate::client::MultipathdClient;
@@ -217,12 +220,57 @@ async fn join_with_retry(
     }
 }
 
+/// Whether the agent's writes to the store work: `None` while they do, the failure (the last
+/// error, and since when) while they do not. Nobody else can know: a store that refuses the
+/// agent's writes still serves its old broadcast, which looks fresh for up to the staleness
+/// limit (180 s). The server that runs the agent in-process hands the receiver to its status
+/// cache, which then shows this node's cells `unknown` with a `publish-error`. (On etcd the
+/// membership lease covers it: an agent that cannot reach the store loses its lease.)
+pub type PublishHealth = watch::Sender<Option<PublishError>>;
+
+/// Record one tick's publishing outcome in `health` (unchanged values notify nobody).
+fn report_publish(health: &PublishHealth, outcome: Result<(), String>) {
+    health.send_if_modified(|current| match (outcome, current.as_mut()) {
+        (Ok(()), None) => false,
+        (Ok(()), Some(_)) => {
+            *current = None;
+            true
+        }
+        (Err(error), Some(failure)) => {
+            if failure.error == error {
+                return false;
+            }
+            failure.error = error;
+            true
+        }
+        (Err(error), None) => {
+            *current = Some(PublishError {
+                error,
+                since: unix_now(),
+            });
+            true
+        }
+    });
+}
+
 /// Run the agent until `shutdown` resolves; then leave the cluster (the node reads offline at
 /// once) and return.
 pub async fn run(
     store: Arc<dyn ClusterStore>,
     client: MultipathdClient,
     config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_reporting(store, client, config, watch::channel(None).0, shutdown).await;
+}
+
+/// [`run`], keeping `publish` up to date with whether the agent's writes to the store work
+/// ([`PublishHealth`]).
+pub async fn run_reporting(
+    store: Arc<dyn ClusterStore>,
+    client: MultipathdClient,
+    config: AgentConfig,
+    publish: PublishHealth,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -310,12 +358,15 @@ pub async fn run(
                     tracing::info!("store writable again");
                     store_failing = false;
                 }
+                report_publish(&publish, Ok(()));
             }
             Err(e) => {
+                let message = chain(&e);
                 if !store_failing {
-                    tracing::warn!(error = %chain(&e), "cannot publish to the store; will retry");
+                    tracing::warn!(error = %message, "cannot publish to the store; will retry every tick");
                     store_failing = true;
                 }
+                report_publish(&publish, Err(message));
             }
         }
     }

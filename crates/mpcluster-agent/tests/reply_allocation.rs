@@ -1,5 +1,6 @@
 //! Proves the client never allocates what a peer merely announces: neither an over-limit
-//! length (64 MiB, refused) nor an in-limit one (31 MiB) that the peer never sends.
+//! length (64 MiB, refused; 9 MiB, above what the agent accepts, refused) nor an in-limit one
+//! (7 MiB) that the peer never sends.
 //!
 //! A counting global allocator records the largest single allocation; this file holds a
 //! single test so that no other test's allocations interfere.
@@ -80,11 +81,11 @@ fn announced_lengths_are_never_allocated_up_front() {
         assert!(largest < ONE_MIB, "largest allocation {largest} bytes");
     });
 
-    // 2. 31 MiB announced (within the limit), 10 bytes sent, then EOF: truncated, and the
+    // 2. 7 MiB announced (within the limit), 10 bytes sent, then EOF: truncated, and the
     //    buffer grew only with what arrived.
     let path = dir.path().join("liar.sock");
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let announced = 31 * ONE_MIB;
+    let announced = 7 * ONE_MIB;
     let server = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
         let mut header = [0u8; HEADER_LEN];
@@ -112,6 +113,41 @@ fn announced_lengths_are_never_allocated_up_front() {
             }
             other => panic!("{other:?}"),
         }
+        assert!(largest < ONE_MIB, "largest allocation {largest} bytes");
+    });
+    server.join().unwrap();
+
+    // 3. 9 MiB announced: valid for multipathd (below 32 MiB) but more than the agent reads
+    //    (issue 16): refused before reading, with an error that says so.
+    let path = dir.path().join("big.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut header = [0u8; HEADER_LEN];
+        stream.read_exact(&mut header).unwrap();
+        let len = protocol::decode_len_below(header, protocol::MAX_CMD_LEN + 1).unwrap();
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).unwrap();
+        stream.write_all(&(9 * ONE_MIB).to_ne_bytes()).unwrap();
+        let _ = stream.write_all(b"{\"maps\": [");
+    });
+    runtime.block_on(async {
+        let client = MultipathdClient::new(SocketAddrSpec::Path(path), Duration::from_secs(5));
+        LARGEST.store(0, Ordering::SeqCst);
+        let err = client.show_maps_json().await.unwrap_err();
+        let largest = LARGEST.load(Ordering::SeqCst);
+        match &err {
+            ClientError::ReplyTooLarge { len, limit, .. } => {
+                assert_eq!(*len, 9 * ONE_MIB);
+                assert_eq!(*limit, protocol::MAX_ACCEPTED_REPLY_LEN);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            err.to_string().contains("mpcluster reads replies below"),
+            "{err}"
+        );
+        assert!(err.hint().is_some());
         assert!(largest < ONE_MIB, "largest allocation {largest} bytes");
     });
     server.join().unwrap();

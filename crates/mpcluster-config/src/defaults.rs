@@ -30,7 +30,8 @@ pub async fn view(store: &dyn ClusterStore) -> Result<ConfigView, EditError> {
 /// the rest unchanged; guarded by `form.digest`.
 pub async fn update(store: &dyn ClusterStore, form: Form) -> Result<Written, EditError> {
     let e = edit::<MultipathConfig, _, _>(store, form.digest, move |cfg| {
-        apply_defaults_update(cfg, form.props, form.delete).map_err(EditError::Invalid)
+        apply_defaults_update(cfg, form.props.clone(), form.delete.clone())
+            .map_err(EditError::Invalid)
     })
     .await?;
     Ok(Written { digest: e.digest })

@@ -4,22 +4,32 @@
 use mpcluster_core::config::{ConfigError, ConfigErrors};
 use mpcluster_store::{BoxError, StoreError};
 
-/// The message of every lost digest race, exactly (API 409, CLI exit 1).
+/// How the message of every lost digest race begins (API 409, CLI exit 1); what changed
+/// follows.
 pub const CHANGED_MEANWHILE: &str = "configuration changed meanwhile — reload and retry";
 
 /// Why a configuration read or write failed. Nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
-    /// The request's digest is not the stored one: someone changed the document since the
-    /// client read it.
-    #[error("configuration changed meanwhile — reload and retry")]
-    Stale,
+    /// The request's digest is not the stored one (someone changed the document since the
+    /// client read it), or another writer changed the part of the document this edit changes
+    /// between our read and our write.
+    #[error("configuration changed meanwhile — reload and retry: {detail}")]
+    Stale {
+        /// What changed, as far as known ("the multipath configuration changed meanwhile:
+        /// WWID 3600... added by another writer").
+        detail: String,
+    },
     /// The change is invalid; every field error is listed, keyed as in the resource's view.
     #[error("{0}")]
     Invalid(ConfigErrors),
     /// The request is refused as a whole (e.g. a token without privileges).
     #[error("{0}")]
     Rejected(String),
+    /// The document is not mpcluster's to change here: in Proxmox mode the storages are
+    /// Proxmox's own storage.cfg (the message says what to use instead).
+    #[error("{0}")]
+    ReadOnly(String),
     /// The addressed entry does not exist.
     #[error("{what} does not exist")]
     NotFound {
@@ -72,7 +82,7 @@ impl EditError {
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
-            EditError::Stale
+            EditError::Stale { .. }
                 | EditError::Store {
                     source: StoreError::Conflict { .. },
                     ..

@@ -27,6 +27,8 @@
 //! - [`snapshot`]: [`read_snapshot`], everything the status needs, from any store.
 //! - [`nodes`]: [`nodes::remove_node`], forgetting a departed node.
 //! - [`node_config`]: the documents a node applies, parsed for the agent.
+//! - [`pve`]: Proxmox mode ([`pve::PveMode`]): membership from corosync, storages from
+//!   storage.cfg (followed, never edited).
 //!
 //! With the `schema` feature, the views derive `utoipa::ToSchema` for the API's OpenAPI
 //! document.
@@ -39,6 +41,7 @@ pub mod form;
 pub mod node_config;
 pub mod nodes;
 pub mod overrides;
+pub mod pve;
 pub mod snapshot;
 pub mod storage;
 pub mod tokens;

@@ -66,7 +66,7 @@ pub async fn remove_node(
         source,
     };
     let now = unix_now();
-    let read = read_snapshot(store, now, None, None)
+    let read = read_snapshot(store, now, None, None, None)
         .await
         .map_err(store_err)?;
     let overview = assemble(&read.snapshot)

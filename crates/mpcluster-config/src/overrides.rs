@@ -32,7 +32,7 @@ pub async fn replace(store: &dyn ClusterStore, mut form: Form) -> Result<Written
     form.no_props()?;
     let overrides = parse_overrides(content)?;
     let e = edit::<Overrides, _, _>(store, form.digest, move |o| {
-        *o = overrides;
+        *o = overrides.clone();
         Ok(())
     })
     .await?;

@@ -6,6 +6,7 @@
 //! same way.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use mpcluster_core::snapshot::{
     KvSnapshot, SNAPSHOT_VERSION, Snapshot, SnapshotConfig, doc_names, kv_keys,
@@ -15,6 +16,7 @@ use mpcluster_core::{Alias, NodeName, Wwid};
 use mpcluster_store::{ClusterStore, StoreError};
 
 use crate::document::Document as _;
+use crate::pve::PveMode;
 
 /// A snapshot plus what could not be used from the documents (a broken document never takes
 /// the status down: it is reported and treated as empty).
@@ -22,8 +24,11 @@ use crate::document::Document as _;
 pub struct ReadSnapshot {
     /// The snapshot.
     pub snapshot: Snapshot,
-    /// Problems with stored documents.
+    /// Problems with stored documents (and in Proxmox mode with storage.cfg).
     pub notes: Vec<String>,
+    /// Proxmox mode: the storage.cfg the expectations come from (`None`: the storage
+    /// document).
+    pub storage_source: Option<PathBuf>,
 }
 
 /// The allow-list and aliases of the stored multipath configuration document
@@ -51,32 +56,43 @@ pub fn allow_list(doc: &str) -> Result<SnapshotConfig, String> {
 
 /// Read everything the status needs. `local_node` names this node for a standalone store,
 /// where membership is empty and the cluster's node list is this node plus every reporter.
+///
+/// The expectations come from the storage document, or in Proxmox mode (`pve`) from
+/// storage.cfg, read now (so a long-lived reader that recomputes follows the file; see
+/// [`crate::pve`]); [`ReadSnapshot::storage_source`] records which.
 pub async fn read_snapshot(
     store: &dyn ClusterStore,
     now: i64,
     stale_after: Option<u64>,
     local_node: Option<&NodeName>,
+    pve: Option<&PveMode>,
 ) -> Result<ReadSnapshot, StoreError> {
     let members = store.members().await?;
     let multipath = store.get_all(kv_keys::HEALTH).await?;
     let multipath_apply = store.get_all(kv_keys::APPLY).await?;
     let multipath_collect = store.get_all(kv_keys::COLLECT).await?;
     let config_doc = store.read_doc(doc_names::CONFIG).await?;
-    let storage_doc = store.read_doc(doc_names::STORAGE).await?;
-
     let mut notes = Vec::new();
+    let storage = match pve {
+        None => match store.read_doc(doc_names::STORAGE).await? {
+            None => StorageConfig::default(),
+            Some((text, _)) => StorageConfig::parse(&text).unwrap_or_else(|e| {
+                notes.push(format!("document '{}' unreadable: {e}", doc_names::STORAGE));
+                StorageConfig::default()
+            }),
+        },
+        Some(pve) => {
+            let s = pve.read_storages().await?;
+            notes.extend(s.problems);
+            s.config
+        }
+    };
+
     let config = match config_doc {
         None => SnapshotConfig::default(),
         Some((text, _)) => allow_list(&text).unwrap_or_else(|e| {
             notes.push(format!("document '{}' unreadable: {e}", doc_names::CONFIG));
             SnapshotConfig::default()
-        }),
-    };
-    let storage = match storage_doc {
-        None => StorageConfig::default(),
-        Some((text, _)) => StorageConfig::parse(&text).unwrap_or_else(|e| {
-            notes.push(format!("document '{}' unreadable: {e}", doc_names::STORAGE));
-            StorageConfig::default()
         }),
     };
 
@@ -100,8 +116,10 @@ pub async fn read_snapshot(
                 multipath_collect,
             },
             expectations,
+            publish_errors: Default::default(),
         },
         notes,
+        storage_source: pve.map(PveMode::storage_cfg),
     })
 }
 

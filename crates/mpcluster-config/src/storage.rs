@@ -8,6 +8,10 @@
 //! [`replace_storage`], [`remove_storage`]) change a loaded [`StorageConfig`] (the CLI runs
 //! them inside its retrying edit); the store operations ([`list`], [`get`], [`add`],
 //! [`update`], [`remove`]) are one digest-guarded read or edit each.
+//!
+//! In Proxmox mode (`Some(&PveMode)`) the storages are Proxmox's storage.cfg: [`list`] and
+//! [`get`] read it (with each storage's line), and every write is refused with
+//! [`EditError::ReadOnly`] before anything else is looked at ([`check_editable`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +19,7 @@ use mpcluster_core::StorageId;
 use mpcluster_core::config::{ConfigError, ConfigErrors};
 use mpcluster_core::digest::ConfigDigest;
 use mpcluster_core::ids::NodeName;
+use mpcluster_core::snapshot::doc_names;
 use mpcluster_core::storage::{
     LvmBase, LvmStorage, MultipathStorage, Storage, StorageConfig, StorageConfigError, VgName,
 };
@@ -24,7 +29,10 @@ use serde_json::Value;
 use crate::document::{edit, load};
 use crate::error::{EditError, one_error};
 use crate::form::{Form, key_name, split_list};
-use crate::views::{StorageDetail, StorageList, Written};
+use crate::pve::PveMode;
+use crate::views::{
+    StorageDetail, StorageList, StorageOrigin, StorageSource, StorageSourceKind, Written,
+};
 
 /// The storage types the API manages.
 pub const STORAGE_TYPES: &[&str] = &["multipath", "lvm"];
@@ -339,65 +347,170 @@ pub fn update_in(
     replace_storage(cfg, next)
 }
 
-/// Every storage definition, or only those of `kind` (`multipath`, `lvm`).
-pub async fn list(store: &dyn ClusterStore, kind: Option<&str>) -> Result<StorageList, EditError> {
-    let l = load::<StorageConfig>(store).await?;
-    Ok(StorageList {
-        digest: l.digest,
-        storages: l
-            .value
-            .storages
+/// The storages and where they come from: the storage document, or in Proxmox mode
+/// storage.cfg (read now).
+struct Current {
+    digest: ConfigDigest,
+    config: StorageConfig,
+    source: StorageSource,
+    origins: BTreeMap<StorageId, StorageOrigin>,
+}
+
+async fn current(store: &dyn ClusterStore, pve: Option<&PveMode>) -> Result<Current, EditError> {
+    let Some(pve) = pve else {
+        let l = load::<StorageConfig>(store).await?;
+        return Ok(Current {
+            digest: l.digest,
+            config: l.value,
+            source: StorageSource {
+                kind: StorageSourceKind::Mpcluster,
+                path: None,
+                editable: true,
+                note: None,
+                problems: Vec::new(),
+            },
+            origins: BTreeMap::new(),
+        });
+    };
+    let s = pve
+        .read_storages()
+        .await
+        .map_err(|source| EditError::Store {
+            doc: doc_names::STORAGE,
+            source,
+        })?;
+    Ok(Current {
+        digest: s.digest,
+        config: s.config,
+        source: StorageSource {
+            kind: StorageSourceKind::Pve,
+            path: Some(s.path.display().to_string()),
+            editable: false,
+            note: Some(pve.read_only_message()),
+            problems: s.problems,
+        },
+        origins: s
+            .origins
             .into_iter()
-            .filter(|s| kind.is_none_or(|t| t == s.type_name()))
+            .map(|(id, o)| {
+                (
+                    id,
+                    StorageOrigin {
+                        line: o.line,
+                        iscsi: o.iscsi,
+                    },
+                )
+            })
             .collect(),
     })
 }
 
+/// Every storage definition, or only those of `kind` (`multipath`, `lvm`), with where they
+/// come from (`pve`: Proxmox mode, storage.cfg) and which LVM storages sit on each.
+pub async fn list(
+    store: &dyn ClusterStore,
+    pve: Option<&PveMode>,
+    kind: Option<&str>,
+) -> Result<StorageList, EditError> {
+    let c = current(store, pve).await?;
+    let mut used_by: BTreeMap<StorageId, Vec<StorageId>> = BTreeMap::new();
+    for s in &c.config.storages {
+        let users = c.config.users_of(s.id().as_str());
+        if !users.is_empty() {
+            used_by.insert(s.id().clone(), users.into_iter().cloned().collect());
+        }
+    }
+    let storages: Vec<Storage> = c
+        .config
+        .storages
+        .into_iter()
+        .filter(|s| kind.is_none_or(|t| t == s.type_name()))
+        .collect();
+    let listed: BTreeSet<&StorageId> = storages.iter().map(Storage::id).collect();
+    used_by.retain(|id, _| listed.contains(id));
+    let mut origins = c.origins;
+    origins.retain(|id, _| listed.contains(id));
+    Ok(StorageList {
+        digest: c.digest,
+        source: c.source,
+        storages,
+        used_by,
+        origins,
+    })
+}
+
 /// One storage definition.
-pub async fn get(store: &dyn ClusterStore, id: &str) -> Result<StorageDetail, EditError> {
+pub async fn get(
+    store: &dyn ClusterStore,
+    pve: Option<&PveMode>,
+    id: &str,
+) -> Result<StorageDetail, EditError> {
     let id = parse_storage_id(id)?;
-    let l = load::<StorageConfig>(store).await?;
-    let storage = l
-        .value
+    let c = current(store, pve).await?;
+    let storage = c
+        .config
         .get(id.as_str())
         .cloned()
         .ok_or_else(|| no_storage(id.as_str()))?;
     Ok(StorageDetail {
-        digest: l.digest,
+        digest: c.digest,
         storage,
     })
 }
 
-/// Add the storage the form describes (`type`, `id` and the type's properties).
-pub async fn add(store: &dyn ClusterStore, form: Form) -> Result<Written, EditError> {
+/// Refuse every storage write in Proxmox mode (before anything else is looked at).
+pub fn check_editable(pve: Option<&PveMode>) -> Result<(), EditError> {
+    match pve {
+        Some(p) => Err(p.read_only()),
+        None => Ok(()),
+    }
+}
+
+/// Add the storage the form describes (`type`, `id` and the type's properties). Refused in
+/// Proxmox mode.
+pub async fn add(
+    store: &dyn ClusterStore,
+    pve: Option<&PveMode>,
+    form: Form,
+) -> Result<Written, EditError> {
+    check_editable(pve)?;
     if !form.delete.is_empty() {
         return Err(EditError::field("delete", "not supported when adding"));
     }
     let storage = new_storage(form.props).map_err(EditError::Invalid)?;
     let e = edit::<StorageConfig, _, _>(store, form.digest, move |cfg| {
-        add_storage(cfg, storage).map_err(EditError::Invalid)
+        add_storage(cfg, storage.clone()).map_err(EditError::Invalid)
     })
     .await?;
     Ok(Written { digest: e.digest })
 }
 
 /// Change a storage: properties given are set, those in `delete` (`nodes`, `disable`)
-/// cleared; `type` and `id` are fixed.
-pub async fn update(store: &dyn ClusterStore, id: &str, form: Form) -> Result<Written, EditError> {
+/// cleared; `type` and `id` are fixed. Refused in Proxmox mode.
+pub async fn update(
+    store: &dyn ClusterStore,
+    pve: Option<&PveMode>,
+    id: &str,
+    form: Form,
+) -> Result<Written, EditError> {
+    check_editable(pve)?;
     let id = parse_storage_id(id)?;
     let e = edit::<StorageConfig, _, _>(store, form.digest, move |cfg| {
-        update_in(cfg, id.as_str(), form.props, &form.delete)
+        update_in(cfg, id.as_str(), form.props.clone(), &form.delete)
     })
     .await?;
     Ok(Written { digest: e.digest })
 }
 
-/// Remove a storage (refused while LVM storages sit on it), guarded by `digest`.
+/// Remove a storage (refused while LVM storages sit on it), guarded by `digest`. Refused in
+/// Proxmox mode.
 pub async fn remove(
     store: &dyn ClusterStore,
+    pve: Option<&PveMode>,
     id: &str,
     digest: Option<ConfigDigest>,
 ) -> Result<Written, EditError> {
+    check_editable(pve)?;
     let e = edit::<StorageConfig, _, _>(store, digest, move |cfg| {
         remove_storage(cfg, id).map(|_| ())
     })

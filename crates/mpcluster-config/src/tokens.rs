@@ -21,6 +21,7 @@ use crate::unix_now;
 
 impl Document for TokensDoc {
     const NAME: &'static str = doc_names::TOKENS;
+    const TITLE: &'static str = "the API tokens";
 
     fn empty() -> Self {
         TokensDoc::default()
@@ -32,6 +33,10 @@ impl Document for TokensDoc {
 
     fn render(&self) -> Result<String, serde_json::Error> {
         Ok(self.to_json())
+    }
+
+    fn changes(before: &Self, after: &Self) -> Vec<String> {
+        crate::document::keyed_changes("token", before.tokens.iter(), after.tokens.iter())
     }
 }
 
@@ -101,8 +106,8 @@ async fn hash_blocking(secret: String) -> Result<String, EditError> {
 }
 
 /// Add token `id` with `privs` (at least one), an optional expiry (unix s) and comment, and
-/// return its secret. Refused (nothing written) if the id exists. Retries a lost
-/// compare-and-swap (another token changed meanwhile) up to three times.
+/// return its secret. Refused (nothing written) if the id exists. A lost compare-and-swap
+/// (another token changed meanwhile) is retried ([`edit`] without a digest).
 pub async fn add_token(
     store: &dyn ClusterStore,
     id: TokenId,
@@ -123,46 +128,31 @@ pub async fn add_token(
         expire,
         comment,
     };
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let r = edit::<TokensDoc, (), _>(store, None, |doc| {
-            if doc.tokens.contains_key(&id) {
-                return Err(EditError::Exists {
-                    what: format!("token '{id}'"),
-                });
-            }
-            doc.tokens.insert(id.clone(), entry.clone());
-            Ok(())
-        })
-        .await;
-        match r {
-            Err(e) if e.is_conflict() && tries < 3 => continue,
-            Err(e) => return Err(e),
-            Ok(_) => return Ok(NewToken { id, secret }),
+    edit::<TokensDoc, (), _>(store, None, |doc| {
+        if doc.tokens.contains_key(&id) {
+            return Err(EditError::Exists {
+                what: format!("token '{id}'"),
+            });
         }
-    }
+        doc.tokens.insert(id.clone(), entry.clone());
+        Ok(())
+    })
+    .await?;
+    Ok(NewToken { id, secret })
 }
 
 /// Remove token `id` (it stops working at once). [`EditError::NotFound`] if there is none.
 pub async fn remove_token(store: &dyn ClusterStore, id: &TokenId) -> Result<(), EditError> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let r = edit::<TokensDoc, (), _>(store, None, |doc| {
-            doc.tokens
-                .remove(id)
-                .map(|_| ())
-                .ok_or_else(|| EditError::NotFound {
-                    what: format!("token '{id}'"),
-                })
-        })
-        .await;
-        match r {
-            Err(e) if e.is_conflict() && tries < 3 => continue,
-            r => return r.map(|_| ()),
-        }
-    }
+    edit::<TokensDoc, (), _>(store, None, |doc| {
+        doc.tokens
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| EditError::NotFound {
+                what: format!("token '{id}'"),
+            })
+    })
+    .await
+    .map(|_| ())
 }
 
 /// The tokens document as stored (an absent one reads empty).

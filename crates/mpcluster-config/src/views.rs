@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use mpcluster_core::Wwid;
 use mpcluster_core::config::{KnobSpec, Knobs, WwidEntry};
 use mpcluster_core::digest::ConfigDigest;
 use mpcluster_core::storage::Storage;
+use mpcluster_core::{StorageId, Wwid};
 use serde::Serialize;
 
 /// The answer to every successful change: the document's new digest.
@@ -81,14 +81,67 @@ pub struct OverridesView {
     pub digest: ConfigDigest,
 }
 
-/// The storage definitions.
+/// The storage definitions, where they come from, and how they depend on each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct StorageList {
-    /// The storage document's digest.
+    /// The digest of the storage document (in Proxmox mode: of storage.cfg).
     pub digest: ConfigDigest,
-    /// The storages, in their stored order.
+    /// Where the storages come from, and whether they can be edited here.
+    pub source: StorageSource,
+    /// The storages, in their stored order (storage.cfg: file order).
     pub storages: Vec<Storage>,
+    /// Per multipath storage that has any: the LVM storages whose base is on it.
+    #[serde(rename = "used-by")]
+    pub used_by: BTreeMap<StorageId, Vec<StorageId>>,
+    /// Proxmox mode: per storage, its section in storage.cfg (absent otherwise).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub origins: BTreeMap<StorageId, StorageOrigin>,
+}
+
+/// Where the storage definitions come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub struct StorageSource {
+    /// `mpcluster`: mpcluster's own storage document, edited here. `pve`: Proxmox VE's
+    /// storage.cfg, followed as it changes and never edited by mpcluster.
+    pub kind: StorageSourceKind,
+    /// `pve`: the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Whether storages can be added, changed and removed through mpcluster.
+    pub editable: bool,
+    /// When not editable: why, and what to use instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// `pve`: sections mpcluster would use but cannot (bad values, malformed lines), each with
+    /// its line and the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// The kinds of [`StorageSource`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum StorageSourceKind {
+    /// mpcluster's storage document.
+    Mpcluster,
+    /// Proxmox VE's storage.cfg.
+    Pve,
+}
+
+/// Where a storage of storage.cfg is defined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct StorageOrigin {
+    /// 1-based line of its section.
+    pub line: usize,
+    /// A multipath storage standing for an iSCSI storage of the file (the base of LVM
+    /// storages): that iSCSI storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iscsi: Option<StorageId>,
 }
 
 /// One storage definition with the document's digest.

@@ -116,9 +116,10 @@ pub async fn get(store: &dyn ClusterStore, wwid: &str) -> Result<WwidDetail, Edi
 pub async fn add(store: &dyn ClusterStore, mut form: Form) -> Result<Written, EditError> {
     let wwid = form.take_string("wwid")?;
     let props = form.props;
-    let e =
-        edit::<MultipathConfig, _, _>(store, form.digest, move |cfg| add_entry(cfg, &wwid, props))
-            .await?;
+    let e = edit::<MultipathConfig, _, _>(store, form.digest, move |cfg| {
+        add_entry(cfg, &wwid, props.clone())
+    })
+    .await?;
     Ok(Written { digest: e.digest })
 }
 
@@ -129,7 +130,7 @@ pub async fn update(
     form: Form,
 ) -> Result<Written, EditError> {
     let e = edit::<MultipathConfig, _, _>(store, form.digest, move |cfg| {
-        update_entry(cfg, wwid, form.props, form.delete)
+        update_entry(cfg, wwid, form.props.clone(), form.delete.clone())
     })
     .await?;
     Ok(Written { digest: e.digest })

@@ -473,9 +473,12 @@ impl BroadcastPolicy {
 
 /// [`BroadcastPolicy`] for the per-path detail: publishes when the report changed or
 /// `refresh` passed; clears when the report has neither maps nor errors.
+///
+/// It remembers a hash of the report last published, not the report: a node with thousands
+/// of maps would otherwise keep a second copy of its whole report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetailPolicy {
-    gate: Gate<NodeReport>,
+    gate: Gate<u64>,
 }
 
 impl Default for DetailPolicy {
@@ -494,8 +497,13 @@ impl DetailPolicy {
 
     /// Decide for the report taken at `now`; `Publish` carries [`encode_detail`]'s value.
     pub fn decide(&mut self, now: i64, report: &NodeReport) -> Decision {
-        let content = (!report.maps.is_empty() || !report.errors.is_empty()).then_some(report);
-        match self.gate.decide(now, content) {
+        let content = (!report.maps.is_empty() || !report.errors.is_empty()).then(|| {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut h = std::hash::DefaultHasher::new();
+            report.hash(&mut h);
+            h.finish()
+        });
+        match self.gate.decide(now, content.as_ref()) {
             GateDecision::Publish => Decision::Publish(encode_detail(now, report).value),
             GateDecision::Clear => Decision::Clear,
             GateDecision::Unchanged => Decision::Unchanged,

@@ -11,9 +11,12 @@
 //!   "kv": { "multipath": { "<node>": "<raw broadcast>" },
 //!           "multipath-apply": { "<node>": "<raw>" }, "multipath-collect": { "<node>": "<raw>" } },
 //!   "expectations": { "nodes": { "<node>": 1 }, "wwid-nodes": { "<wwid>": { "<node>": 1 } },
-//!                     "consumers": { "<wwid>": "<storage-id>" } } }
+//!                     "consumers": { "<wwid>": "<storage-id>" } },
+//!   "publish-errors": { "<node>": { "error": "<text>", "since": 1767225590 } } }
 //! ```
-//! Unknown extra fields anywhere are ignored.
+//! Unknown extra fields anywhere are ignored. `publish-errors` is absent when empty: only a
+//! server running a node's agent in-process knows that agent's failed writes (the store could
+//! not take them), and it adds them here so every reader of its snapshot sees them.
 
 use std::collections::BTreeMap;
 
@@ -80,6 +83,25 @@ pub struct Snapshot {
     /// What the storage definitions expect.
     #[serde(default)]
     pub expectations: Expectations,
+    /// Nodes whose agent currently fails to write to the store, as the server running that
+    /// agent in-process knows first-hand: what the store holds for them is out of date.
+    #[serde(
+        rename = "publish-errors",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub publish_errors: BTreeMap<NodeName, PublishError>,
+}
+
+/// An agent's writes to the store fail: its last attempt's error, and since when its writes
+/// have been failing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct PublishError {
+    /// The store's error on the last attempt.
+    pub error: String,
+    /// Unix seconds of the first failure in this run of failures.
+    pub since: i64,
 }
 
 /// The part of the multipath configuration the status needs.

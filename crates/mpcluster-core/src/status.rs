@@ -21,7 +21,8 @@ use crate::state::MapState;
 pub struct Status {
     /// The matrix rows, sorted by WWID.
     pub luns: Vec<LunStatus>,
-    /// Per-node problems; only nodes with an apply or collection error appear.
+    /// Per-node problems; only nodes with a problem (agent, apply, collection, broadcast or
+    /// publish error) appear.
     pub nodes: BTreeMap<NodeName, NodeIssues>,
 }
 
@@ -95,6 +96,22 @@ pub struct NodeIssues {
         skip_serializing_if = "Option::is_none"
     )]
     pub broadcast_error: Option<String>,
+    /// The node's agent cannot write to the store (known first-hand by the server running
+    /// that agent in-process; [`Snapshot::publish_errors`]): what the store holds for the node
+    /// is out of date, so its cells read `unknown`.
+    #[serde(
+        rename = "publish-error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub publish_error: Option<String>,
+    /// Since when its writes have been failing (present whenever `publish-error` is).
+    #[serde(
+        rename = "publish-time",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub publish_time: Option<i64>,
 }
 
 /// A broadcast dated this many seconds or less ahead of the reader's clock is taken as is
@@ -278,6 +295,17 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
         }
     }
 
+    // A node whose agent cannot publish (its server knows): nothing the store holds for it
+    // is current, whatever its age.
+    for (node, failure) in &snap.publish_errors {
+        untrusted.insert(node);
+        notes.push(format!(
+            "node {node}: its agent has not been able to publish to the store for {} s ({}); treated as offline",
+            snap.now.saturating_sub(failure.since),
+            failure.error
+        ));
+    }
+
     let standalone = snap.members.is_empty();
     let member_online = |node: &NodeName| snap.members.get(node).is_some_and(|m| m.online);
 
@@ -340,6 +368,15 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
             nodes.entry(node.clone()).or_default().broadcast_error = Some(error);
         }
     }
+    for (node, failure) in &snap.publish_errors {
+        let issues = nodes.entry(node.clone()).or_default();
+        issues.publish_error = Some(format!(
+            "the agent cannot publish to the cluster store: {}; what the store holds for this \
+             node is out of date",
+            failure.error
+        ));
+        issues.publish_time = Some(failure.since);
+    }
     for (node, raw) in &snap.kv.multipath_collect {
         if !standalone && !member_online(node) {
             continue;
@@ -390,7 +427,8 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
 pub enum CheckLevel {
     /// Every LUN optimal, no node errors.
     Ok = 0,
-    /// Some LUN degraded or missing, or a node reports an apply/collect error.
+    /// Some LUN degraded or missing, or a node has a problem (apply, collect, broadcast or
+    /// publish error, agent never seen).
     Warning = 1,
     /// Some LUN failed.
     Critical = 2,

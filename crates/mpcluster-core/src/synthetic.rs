@@ -125,6 +125,7 @@ pub fn synthetic_snapshot(spec: SyntheticSpec) -> Snapshot {
             wwid_nodes: BTreeMap::new(),
             consumers,
         },
+        publish_errors: BTreeMap::new(),
     }
 }
 

@@ -183,6 +183,15 @@ pub fn render(status: &Status, opts: TableOptions) -> String {
             if let Some(e) = &issues.broadcast_error {
                 let _ = writeln!(out, "  {node}: {}", terminal_safe(e));
             }
+            if let Some(e) = &issues.publish_error {
+                let since = issues.publish_time.map(Some);
+                let _ = writeln!(
+                    out,
+                    "  {node}: publishing failed{}: {}",
+                    when(&since),
+                    terminal_safe(e)
+                );
+            }
             let failures = [
                 ("config apply", &issues.apply_error, &issues.apply_time),
                 ("collection", &issues.collect_error, &issues.collect_time),

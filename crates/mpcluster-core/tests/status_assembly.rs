@@ -375,3 +375,57 @@ fn unreadable_broadcast_is_a_node_error_not_a_missing_lun() {
     assert!(notes.iter().any(|n| n.contains("node b")), "{notes:?}");
     assert_eq!(st.check_level(), CheckLevel::Warning);
 }
+
+/// Issue 16, part 1: a node whose agent cannot write to the store (its server knows, and says
+/// so in the snapshot) is never shown with what the store still holds for it, however fresh.
+#[test]
+fn a_node_that_cannot_publish_is_unknown_with_a_publish_error() {
+    let snap = json!({
+        "version": 1, "now": NOW,
+        "config": {"wwids": ["w1", "w2"]},
+        "kv": {"multipath": {
+            "a": bc(Some(NOW - 5), json!({"w1": ok(2, 2), "w2": ok(2, 2)})),
+            "b": bc(Some(NOW - 5), json!({"w1": ok(2, 2)}))
+        }},
+        "expectations": {"nodes": {"a": 1, "b": 1}, "wwid-nodes": {"w2": {"a": 1}}},
+        "publish-errors": {"a": {"error": "cannot write kv/multipath/a: Operation not permitted", "since": NOW - 3}}
+    });
+    let (st, notes) = status(snap.clone());
+    assert_eq!(cell(&st, "w1", "a"), Some(MapState::Unknown));
+    assert_eq!(cell(&st, "w2", "a"), Some(MapState::Unknown));
+    // The other node still drives the roll-up; a LUN only `a` carries is unknown, not optimal.
+    assert_eq!(row_state(&st, "w1"), MapState::Optimal);
+    assert_eq!(row_state(&st, "w2"), MapState::Unknown);
+    let issues = &st.nodes["a"];
+    let err = issues.publish_error.as_deref().unwrap();
+    assert!(
+        err.contains("cannot publish") && err.contains("Operation not permitted"),
+        "{err}"
+    );
+    assert_eq!(issues.publish_time, Some(NOW - 3));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("node a") && n.contains("publish"))
+    );
+    assert_ne!(st.check_level(), CheckLevel::Ok);
+    let a = assemble(&Snapshot::from_json(&snap.to_string()).unwrap());
+    let overview = a
+        .node_overview
+        .iter()
+        .find(|n| n.node.as_str() == "a")
+        .unwrap();
+    assert!(!overview.online && !overview.stale);
+    // The JSON names it (`publish-error`, `publish-time`), and the snapshot round-trips it.
+    let v = serde_json::to_value(&st).unwrap();
+    assert_eq!(v["nodes"]["a"]["publish-time"], NOW - 3);
+    let s = Snapshot::from_json(&snap.to_string()).unwrap();
+    let again = Snapshot::from_json(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(again, s);
+    // Without the publish error the same snapshot reads optimal: the error alone decides.
+    let mut fine = snap;
+    fine.as_object_mut().unwrap().remove("publish-errors");
+    let (st, _) = status(fine);
+    assert_eq!(cell(&st, "w2", "a"), Some(MapState::Optimal));
+    assert!(st.nodes.is_empty());
+}

@@ -94,6 +94,7 @@ prop_compose! {
                 wwid_nodes: wwid_nodes.into_iter().map(|(w, s)| (wwid(w), s)).collect(),
                 consumers: BTreeMap::new(),
             },
+            publish_errors: BTreeMap::new(),
         }
     }
 }

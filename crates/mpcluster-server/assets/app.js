@@ -1,10 +1,11 @@
-// The shell: hash routes (#/health, #/config, #/nodes, #/node/<name>, #/login), the session
+// The shell: hash routes (#/health, #/config, #/storage, #/nodes, #/node/<name>, #/login), the session
 // line in the header, and the 401 -> login redirect.
 
 import { clearToken, setUnauthorizedHandler, tokenId } from './api.js';
 import { h, replace } from './util.js';
 import * as health from './health.js';
 import * as config from './config.js';
+import * as storage from './storage.js';
 import * as nodes from './nodes.js';
 import * as login from './login.js';
 
@@ -18,6 +19,7 @@ function route() {
   const parts = hash.replace(/^#\/?/, '').split('/');
   switch (parts[0]) {
     case 'config': return { page: config, key: 'config', nav: 'config' };
+    case 'storage': return { page: storage, key: 'storage', nav: 'storage' };
     case 'nodes': return { page: nodes, key: 'nodes', nav: 'nodes', params: {} };
     case 'node': {
       let name = '';

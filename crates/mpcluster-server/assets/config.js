@@ -5,6 +5,7 @@
 // has not touched. API field errors are shown next to their fields.
 
 import { api, seg } from './api.js';
+import { clearErrors, messageArea, showFailure, showOk, textField } from './form.js';
 import { h, humanSize, replace, str } from './util.js';
 
 let generation = 0;
@@ -163,79 +164,11 @@ function knobField(prefix, knob, errKey) {
   return f;
 }
 
-/** A plain text field (WWID, alias). */
-function textField(prefix, name, label, errKey, attrs) {
-  const id = `${prefix}-${name}`;
-  const errId = `${id}-error`;
-  const input = h('input', { id, name, type: 'text', autocomplete: 'off', spellcheck: 'false', 'aria-describedby': errId, ...attrs });
-  const err = h('p', { id: errId, class: 'field-error', dataset: { field: errKey }, 'aria-live': 'polite' });
-  const wrap = h('div', { class: 'field', dataset: { field: name } }, h('label', { for: id, text: label }), input, err);
-  const f = {
-    name, key: errKey, wrap, err, input, focusEl: input, dirty: false, loaded: undefined,
-    get: () => (input.value.trim() === '' ? undefined : input.value.trim()),
-    set: (v) => { input.value = v === undefined || v === null ? '' : String(v); },
-  };
-  input.addEventListener('input', () => { f.dirty = true; });
-  return f;
-}
-
 function toValue(s) {
   return /^-?\d+$/.test(s) ? Number(s) : s;
 }
 
 const same = (a, b) => (a === undefined ? b === undefined : String(a) === String(b));
-
-/** A form-level message area. */
-function messageArea(id) {
-  return h('div', { id, class: 'form-msg', role: 'alert' });
-}
-
-function clearErrors(fields, msg) {
-  for (const f of fields) {
-    f.err.textContent = '';
-    f.focusEl.removeAttribute('aria-invalid');
-    f.wrap.classList.remove('invalid');
-  }
-  replace(msg);
-  msg.className = 'form-msg';
-}
-
-/** Show an API failure: field errors next to their fields, the rest in `msg`. */
-function showFailure(e, fields, msg, onReload) {
-  const byKey = new Map(fields.map((f) => [f.key, f]));
-  const rest = [];
-  let firstBad = null;
-  for (const [k, m] of Object.entries(e.errors || {})) {
-    const f = byKey.get(k);
-    if (f) {
-      f.err.textContent = str(m);
-      f.focusEl.setAttribute('aria-invalid', 'true');
-      f.wrap.classList.add('invalid');
-      if (!firstBad) firstBad = f;
-    } else {
-      rest.push(h('li', null, h('code', { text: k }), `: ${str(m)}`));
-    }
-  }
-  if (e.status === 409) {
-    msg.className = 'form-msg banner warn conflict';
-    replace(msg, h('strong', { text: 'Configuration changed meanwhile — reload. ' }),
-      h('span', { title: e.message, text: 'Someone saved a change after this page read the configuration; nothing was written and your input is kept. ' }),
-      h('button', { type: 'button', class: 'secondary reload', on: { click: onReload } }, 'Reload'));
-  } else {
-    msg.className = 'form-msg banner error';
-    if (firstBad && !rest.length) {
-      replace(msg, h('span', { title: e.message, text: 'Not saved: see the marked field(s).' }));
-    } else {
-      replace(msg, h('span', { text: e.message }), rest.length ? h('ul', null, rest) : null);
-    }
-  }
-  if (firstBad) firstBad.focusEl.focus();
-}
-
-function showOk(msg, text) {
-  msg.className = 'form-msg banner ok';
-  replace(msg, h('span', { text }));
-}
 
 /** Re-read the server state; fields the user has not changed take the new values. */
 async function reloadKeepingInput() {

@@ -140,6 +140,7 @@ function ingest(status, overview, stale) {
     }
     if (i.agent === 'never-seen') lines.push('agent never seen: no mpcluster agent on this node has ever joined the cluster');
     if (i['broadcast-error']) lines.push(str(i['broadcast-error']));
+    if (i['publish-error']) lines.push(`publish error${i['publish-time'] ? ` (since ${fmtTime(i['publish-time'])})` : ''}: ${str(i['publish-error'])}`);
     if (i['apply-error']) lines.push(`apply error${i['apply-time'] ? ` (${fmtTime(i['apply-time'])})` : ''}: ${str(i['apply-error'])}`);
     if (i['collect-error']) lines.push(`collect error${i['collect-time'] ? ` (${fmtTime(i['collect-time'])})` : ''}: ${str(i['collect-error'])}`);
     info.set(name, { offline, lines, sig: `${offline}\u0001${lines.join('\u0001')}` });
@@ -583,7 +584,7 @@ function syncBanners() {
   const errs = [];
   for (const [node, i] of issues) {
     if (!i || typeof i !== 'object') continue;
-    for (const [what, ek, tk] of [['apply', 'apply-error', 'apply-time'], ['collect', 'collect-error', 'collect-time']]) {
+    for (const [what, ek, tk] of [['apply', 'apply-error', 'apply-time'], ['collect', 'collect-error', 'collect-time'], ['publish', 'publish-error', 'publish-time']]) {
       if (!i[ek]) continue;
       errs.push(h('li', { dataset: { node, kind: what } },
         h('strong', { text: node }), ` — ${what} failed`,

@@ -69,6 +69,7 @@ function mountList(main, gen) {
         const problems = [];
         if (n.agent === 'never-seen') problems.push('agent never seen: no mpcluster agent on this node has ever joined the cluster');
         if (n['broadcast-error']) problems.push(str(n['broadcast-error']));
+        if (n['publish-error']) problems.push(`publish failed${n['publish-time'] ? ` since ${fmtTime(n['publish-time'])}` : ''}: ${str(n['publish-error'])}`);
         if (n['apply-error']) problems.push(`apply failed${n['apply-time'] ? ` at ${fmtTime(n['apply-time'])}` : ''}: ${str(n['apply-error'])}`);
         if (n['collect-error']) problems.push(`collect failed${n['collect-time'] ? ` at ${fmtTime(n['collect-time'])}` : ''}: ${str(n['collect-error'])}`);
         return h('tr', { dataset: { node: n.node }, class: n.online ? '' : 'offline' },

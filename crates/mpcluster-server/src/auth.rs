@@ -21,6 +21,9 @@
 //! - If the store cannot be read (down, timeout), the last successfully read document is used,
 //!   so the API keeps serving the last good status with its 503; a token removed while this
 //!   server cannot reach the store keeps working here until the store answers again.
+//! - If the stored `tokens` document cannot be parsed, no token can be checked: every
+//!   authenticated request gets 503 with a message naming the document, the store and the
+//!   problem, and `/health` reports it ([`Auth::tokens_problem`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,6 +59,8 @@ pub const TOKEN_REQUIRED: &str =
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed read, use the last good copy this long without asking the store again.
 const FAILURE_HOLD: Duration = Duration::from_secs(1);
+/// `/health` (no authentication) re-reads the tokens document at most this often.
+const HEALTH_READ_EVERY: Duration = Duration::from_secs(1);
 /// Argon2 verifications running at once (each takes ~19 MiB and some ms of CPU): one, so a
 /// flood of bad tokens keeps at most one core busy and leaves the rest (the in-process agent,
 /// requests with already verified tokens) alone.
@@ -86,6 +91,8 @@ struct Current {
     digest: ConfigDigest,
     /// The document, or why it cannot be read (then every token is refused).
     doc: Result<TokensDoc, String>,
+    /// When it was read (or found unchanged) last.
+    read_at: Instant,
 }
 
 struct Inner {
@@ -174,16 +181,31 @@ impl Auth {
                 *lock(&inner.last_failure) = None;
                 let digest = found.as_ref().map_or_else(absent_digest, |(_, d)| *d);
                 if let Some(c) = last_good.filter(|c| c.digest == digest) {
+                    let c = Arc::new(Current {
+                        digest: c.digest,
+                        doc: c.doc.clone(),
+                        read_at: Instant::now(),
+                    });
+                    *lock(&inner.last_good) = Some(c.clone());
                     return Ok(c);
                 }
                 let doc = match &found {
                     None => Ok(TokensDoc::default()),
                     Some((text, _)) => TokensDoc::from_json(text).map_err(|e| {
-                        tracing::error!(error = %e, "the stored tokens document cannot be read; every API token is refused until it is repaired");
-                        e.to_string()
+                        let problem = format!(
+                            "the API tokens document '{}' in the {} cannot be read ({e}); every API token is refused until it is repaired (fix it, or delete it and restart 'mpcluster serve', which then creates a new admin token)",
+                            doc_names::TOKENS,
+                            inner.store.describe()
+                        );
+                        tracing::error!("{problem}");
+                        problem
                     }),
                 };
-                let c = Arc::new(Current { digest, doc });
+                let c = Arc::new(Current {
+                    digest,
+                    doc,
+                    read_at: Instant::now(),
+                });
                 *lock(&inner.last_good) = Some(c.clone());
                 Ok(c)
             }
@@ -201,6 +223,21 @@ impl Auth {
                 }
             }
         }
+    }
+
+    /// Why API tokens cannot be checked, if they cannot: the stored tokens document is
+    /// unreadable (`/health` reports it). `None` when they can, and also while the store
+    /// cannot be read (reported as the store's state). Reads the document at most once per
+    /// [`HEALTH_READ_EVERY`].
+    pub async fn tokens_problem(&self) -> Option<String> {
+        let recent = lock(&self.inner.last_good)
+            .clone()
+            .filter(|c| c.read_at.elapsed() < HEALTH_READ_EVERY);
+        let current = match recent {
+            Some(c) => c,
+            None => self.current().await.ok()?,
+        };
+        current.doc.as_ref().err().cloned()
     }
 
     fn dummy_hash(&self) -> String {
@@ -265,10 +302,10 @@ impl Auth {
         let current = self.current().await.map_err(Denied::Error)?;
         let doc = match &current.doc {
             Ok(doc) => doc,
-            Err(e) => {
+            Err(problem) => {
                 return Err(Denied::Error(ApiError::new(
-                    ErrorKind::Internal,
-                    format!("the stored API tokens cannot be read: {e}"),
+                    ErrorKind::Unavailable,
+                    format!("cannot check the API token: {problem}"),
                 )));
             }
         };

@@ -1,15 +1,22 @@
 //! The status cache: the cluster status is computed here, on store change events (debounced)
 //! and on a timer (broadcasts age into staleness without any event), never per request.
 //!
+//! In Proxmox mode ([`CacheConfig::pve`]) a change of storage.cfg recomputes too.
+//!
 //! Entry point: [`StatusCache::spawn`]. Handlers read the latest [`StatusView`] from a
 //! `watch` channel and send its pre-encoded bodies.
+//!
+//! With an in-process agent ([`CacheConfig::local_publish`]), the cache also knows whether
+//! that agent's writes to the store work: while they fail, the local node goes into the
+//! snapshot's `publish-errors` (its cells `unknown`, a `publish-error` in its issues), and a
+//! change of that state recomputes at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mpcluster_core::NodeName;
-use mpcluster_core::snapshot::Snapshot;
+use mpcluster_core::snapshot::{PublishError, Snapshot};
 use mpcluster_core::status::{Assembly, StatusEngine};
 use mpcluster_store::{ClusterStore, StoreSubscription};
 use serde::Serialize;
@@ -18,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::chain;
 use crate::routes::Data;
+use mpcluster_config::pve::{PveMode, STORAGE_CFG_POLL};
 use mpcluster_config::{read_snapshot, unix_now};
 
 /// How the cache refreshes.
@@ -31,6 +39,13 @@ pub struct CacheConfig {
     pub stale_after: Option<u64>,
     /// This node, for a standalone store.
     pub local_node: Option<NodeName>,
+    /// The publishing health of `local_node`'s agent when it runs in this process
+    /// (`mpcluster_agent::run::PublishHealth`'s receiver): `Some(failure)` while its writes to
+    /// the store fail.
+    pub local_publish: Option<watch::Receiver<Option<PublishError>>>,
+    /// Proxmox mode: the expectations come from storage.cfg, and a change of that file
+    /// recomputes at once (it is polled: pmxcfs tells nobody; see `mpcluster_config::pve`).
+    pub pve: Option<PveMode>,
 }
 
 impl Default for CacheConfig {
@@ -40,6 +55,8 @@ impl Default for CacheConfig {
             debounce: Duration::from_millis(100),
             stale_after: None,
             local_node: None,
+            local_publish: None,
+            pve: None,
         }
     }
 }
@@ -148,9 +165,33 @@ async fn refresh_loop(
     let mut timer = tokio::time::interval(config.refresh);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_error: Option<String> = None;
+    let mut publish = config.local_publish.clone();
+    let mut storage_cfg = config
+        .pve
+        .as_ref()
+        .map(|p| p.watch_storage_cfg(STORAGE_CFG_POLL));
     loop {
+        let storage_cfg_changed = async {
+            match storage_cfg.as_mut() {
+                Some(w) => w.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        let publish_changed = async {
+            match publish.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = timer.tick() => {}
+            () = storage_cfg_changed => {}
+            alive = publish_changed => {
+                if !alive {
+                    // The agent stopped (shutdown): keep its last state, stop listening.
+                    publish = None;
+                }
+            }
             ev = events.recv() => {
                 if ev.is_none() {
                     tracing::info!("store event channel closed; status cache stops");
@@ -166,10 +207,16 @@ async fn refresh_loop(
             unix_now(),
             config.stale_after,
             config.local_node.as_ref(),
+            config.pve.as_ref(),
         )
         .await
         {
-            Ok(read) => {
+            Ok(mut read) => {
+                if let (Some(node), Some(rx)) = (&config.local_node, &config.local_publish)
+                    && let Some(failure) = rx.borrow().clone()
+                {
+                    read.snapshot.publish_errors.insert(node.clone(), failure);
+                }
                 if last_error.take().is_some() {
                     tracing::info!(store = %store.describe(), "store reachable again");
                 }

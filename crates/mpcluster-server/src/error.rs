@@ -38,7 +38,8 @@ pub enum ErrorKind {
     BadRequest,
     /// Authentication missing or wrong (401).
     Unauthorized,
-    /// Authenticated but not allowed (403).
+    /// Authenticated but not allowed: the token lacks the privilege, or the resource is
+    /// read-only here (Proxmox mode's storages) (403).
     Forbidden,
     /// The thing does not exist (404).
     NotFound,
@@ -140,9 +141,13 @@ impl From<ConfigErrors> for ApiError {
 impl From<EditError> for ApiError {
     fn from(e: EditError) -> Self {
         match e {
-            EditError::Stale => ApiError::new(ErrorKind::Conflict, CHANGED_MEANWHILE),
+            // The message names what the other writer changed.
+            e @ EditError::Stale { .. } => ApiError::new(ErrorKind::Conflict, e.to_string()),
             EditError::Invalid(errs) => ApiError::from(errs),
             EditError::Rejected(message) => ApiError::new(ErrorKind::BadRequest, message),
+            // Not the client's to change here (Proxmox mode: storage.cfg); retrying will not
+            // help, so not 409.
+            EditError::ReadOnly(message) => ApiError::new(ErrorKind::Forbidden, message),
             EditError::Exists { .. } => ApiError::new(ErrorKind::BadRequest, e.to_string()),
             EditError::NotFound { .. } => ApiError::new(ErrorKind::NotFound, e.to_string()),
             EditError::Store { source, .. } => ApiError::from(source),

@@ -45,6 +45,8 @@ pub struct AppState {
     pub store: Arc<dyn ClusterStore>,
     /// The status cache.
     pub cache: cache::StatusCache,
+    /// Proxmox mode (storages from storage.cfg, read-only here), or `None`.
+    pub pve: Option<mpcluster_config::pve::PveMode>,
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
@@ -105,9 +107,11 @@ pub fn app(state: AppState) -> Router {
                 .delete(routes::storage::delete),
         )
         .layer(axum::middleware::from_fn_with_state(
-            auth,
+            auth.clone(),
             auth::require_token,
         ))
+        // `/health` reports whether the tokens can be checked.
+        .layer(axum::Extension(auth))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::from_fn(limits::reject_oversized))
         .layer(axum::middleware::from_fn_with_state(

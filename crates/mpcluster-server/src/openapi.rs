@@ -88,8 +88,8 @@ fn add_common(op: &mut Operation, write: bool) {
             "The token lacks the privilege (`Sys.Audit` for reads, `Sys.Modify` for writes)",
         ),
         (
-            "500",
-            "The API tokens (or a stored document) cannot be read",
+            "503",
+            "The API tokens cannot be checked: their stored document is unreadable (the message says why), or the cluster store is unavailable",
         ),
     ];
     if write {

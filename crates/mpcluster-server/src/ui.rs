@@ -45,6 +45,8 @@ const ASSETS: &[Asset] = &[
     asset!("login.js", JS),
     asset!("health.js", JS),
     asset!("config.js", JS),
+    asset!("form.js", JS),
+    asset!("storage.js", JS),
     asset!("nodes.js", JS),
 ];
 

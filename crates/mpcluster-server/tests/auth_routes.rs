@@ -65,6 +65,7 @@ async fn env() -> Env {
         app: app(AppState {
             store: store.clone(),
             cache,
+            pve: None,
         }),
         store,
         task,
@@ -486,11 +487,44 @@ async fn an_unreadable_tokens_document_refuses_everyone() {
         .write_doc(doc_names::TOKENS, "{not json", Expect::Any)
         .await
         .unwrap();
+    // Issue 16, part 5: not a bare 500 but 503 naming the document, the store and the
+    // problem, and `/health` says so too.
     let (s, _, b) = call(&e.app, "GET", "/api2/openapi.json", Some(&admin), None).await;
-    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{b}");
-    assert!(b["message"].as_str().unwrap().contains("tokens"), "{b}");
-    let (s, _, _) = call(&e.app, "GET", "/health", None, None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    let message = b["message"].as_str().unwrap();
+    for part in [
+        "API tokens document 'tokens'",
+        "embedded store",
+        "cannot be read",
+        "line 1",
+        "repaired",
+    ] {
+        assert!(message.contains(part), "{part:?} missing in {message}");
+    }
+    let (s, _, h) = call(&e.app, "GET", "/health", None, None).await;
     assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["tokens"], "unreadable", "{h}");
+    assert!(
+        h["tokens-error"]
+            .as_str()
+            .unwrap()
+            .contains("API tokens document 'tokens'"),
+        "{h}"
+    );
+    assert_eq!(h["store"], "reachable", "{h}");
+    // Repaired: back to normal.
+    e.store
+        .write_doc(
+            doc_names::TOKENS,
+            &mpcluster_core::tokens::TokensDoc::default().to_json(),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, _, h) = call(&e.app, "GET", "/health", None, None).await;
+    assert_eq!(h["tokens"], "ok", "{h}");
+    assert_eq!(h["tokens-error"], serde_json::Value::Null, "{h}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -231,3 +231,51 @@ async fn requests_over_the_concurrency_bound_get_503_at_once() {
     // Slots are given back.
     assert_eq!(app.oneshot(req()).await.unwrap().status(), StatusCode::OK);
 }
+
+/// Issue 16, part 2: connections over the per-peer limit are answered 503 at once (the accept
+/// loop never waits), while another peer is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_peer_limit_are_refused_at_once() {
+    let server = Server::start(ServeOptions {
+        max_connections_per_peer: 3,
+        ..ServeOptions::default()
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    let start = Instant::now();
+    let mut over = TcpStream::connect(server.addr).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(2), over.read_to_string(&mut out))
+        .await
+        .expect("refused at once")
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    assert!(
+        out.contains("retry-after: 1") || out.contains("Retry-After: 1"),
+        "{out}"
+    );
+    assert!(out.contains("too many connections from 127.0.0.1"), "{out}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+
+    // Another address is served meanwhile.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(server.addr).await.unwrap();
+    other.write_all(REQUEST).await.unwrap();
+    let mut out = String::new();
+    other.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+
+    // A slot comes back when a connection closes.
+    drop(idle.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = TcpStream::connect(server.addr).await.unwrap();
+    again.write_all(REQUEST).await.unwrap();
+    let mut out = String::new();
+    again.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    server.stop().await;
+}

@@ -114,6 +114,7 @@ async fn removing_nodes() {
     let app = app(AppState {
         store: store.clone(),
         cache,
+        pve: None,
     });
     let s = wait_columns(&app, &auth, &["n1", "n2"]).await;
     assert_eq!(s["data"]["luns"][0]["nodes"]["n2"]["state"], "unknown");

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
+use mpcluster_config::pve::PveMode;
 use mpcluster_config::tokens::add_token;
 use mpcluster_config::unix_now;
 use mpcluster_core::NodeName;
@@ -304,6 +305,11 @@ impl Env {
 }
 
 async fn env() -> Env {
+    env_with(None).await
+}
+
+/// [`env`], in Proxmox mode when `pve` is given.
+async fn env_with(pve: Option<PveMode>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let inner: Arc<dyn ClusterStore> = Arc::new(
         EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
@@ -337,11 +343,12 @@ async fn env() -> Env {
         CacheConfig {
             refresh: Duration::from_millis(200),
             debounce: Duration::from_millis(20),
+            pve: pve.clone(),
             ..CacheConfig::default()
         },
     );
     Env {
-        app: app(AppState { store, cache }),
+        app: app(AppState { store, cache, pve }),
         switch,
         tokens,
         task,
@@ -520,7 +527,7 @@ fn specific_cases() -> Vec<Case> {
 }
 
 /// A request to a route that reaches its handler with existing data (for the cases every
-/// route has: 401, 403, 413, 500, 503).
+/// route has: 401, 403, 413, 503).
 fn generic(method: &'static str, route: &'static str) -> Case {
     let uri = route
         .replace("{node}", "n1")
@@ -643,20 +650,87 @@ async fn every_route_answers_as_its_schema_says() {
     e.switch.down.store(false, Ordering::SeqCst);
     e.wait_for(STATUS, 200).await;
 
-    // The tokens cannot be checked: 500 everywhere.
+    // A stored document that cannot be read: 500 on the routes that read it.
+    for (doc, route) in [
+        (doc_names::CONFIG, CONFIG),
+        (doc_names::OVERRIDES, OVERRIDES),
+        (doc_names::STORAGE, STORAGES),
+    ] {
+        let good = e.switch.inner.read_doc(doc).await.unwrap();
+        e.switch
+            .inner
+            .write_doc(doc, "{not json", Expect::Any)
+            .await
+            .unwrap();
+        let c = case("GET", route, route, 500);
+        let (s, b) = e.call(&c).await;
+        run(c, s, b);
+        match good {
+            Some((text, _)) => {
+                e.switch
+                    .inner
+                    .write_doc(doc, &text, Expect::Any)
+                    .await
+                    .unwrap();
+            }
+            None => {
+                e.switch.inner.delete_doc(doc, Expect::Any).await.unwrap();
+            }
+        }
+    }
+
+    // The tokens cannot be checked: 503 everywhere, and `/health` says why.
     e.switch
         .inner
         .write_doc(doc_names::TOKENS, "{not json", Expect::Any)
         .await
         .unwrap();
     // (After a store failure the last good tokens are used for a moment.)
-    e.wait_for(CONFIG, 500).await;
+    e.wait_for(CONFIG, 503).await;
     for (m, r) in &authenticated {
         let c = Case {
-            expect: 500,
+            expect: 503,
             ..generic(m, r)
         };
         let (s, b) = e.call(&c).await;
+        run(c, s, b);
+    }
+    let health = case("GET", HEALTH, HEALTH, 200).by(Who::Nobody);
+    let (s, b) = e.call(&health).await;
+    assert_eq!(b["tokens"], "unreadable", "{b}");
+    run(health, s, b);
+
+    // Proxmox mode: the storages are storage.cfg's (with their lines), and every storage
+    // write is refused (403) with the message pointing to pvesm.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(
+        root.path().join("storage.cfg"),
+        format!(
+            "iscsi: san\n\tportal 192.0.2.1\n\ttarget iqn.2003-01.org.example:san\n\n\
+             lvm: data\n\tvgname vg_data\n\tbase san:0.0.1.scsi-{W1}\n\tshared 1\n"
+        ),
+    )
+    .unwrap();
+    let p = env_with(Some(PveMode::new(root.path()))).await;
+    p.wait_for(STATUS, 200).await;
+    let storage = |s: &str| format!("{STORAGES}/{s}");
+    for c in [
+        case("GET", STORAGES, STORAGES, 200),
+        case("GET", STORAGE, storage("data"), 200),
+        case("POST", STORAGES, STORAGES, 403).body(json!({"type": "multipath", "id": "x"})),
+        case("PUT", STORAGE, storage("data"), 403).body(json!({"disable": true})),
+        case("DELETE", STORAGE, storage("data"), 403),
+    ] {
+        let (s, b) = p.call(&c).await;
+        if c.method == "GET" && c.route == STORAGES {
+            assert_eq!(b["data"]["source"]["kind"], "pve", "{b}");
+            assert_eq!(b["data"]["origins"]["data"]["line"], 5, "{b}");
+            assert_eq!(b["data"]["origins"]["san"]["iscsi"], "san", "{b}");
+        }
+        if s == StatusCode::FORBIDDEN {
+            let m = b["message"].as_str().unwrap();
+            assert!(m.contains("pvesm") && m.contains("storage.cfg"), "{m}");
+        }
         run(c, s, b);
     }
 

@@ -5,63 +5,15 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::FromArgMatches as _;
 
+use cli::{Cli, Commands};
+
+mod cli;
+mod cli_types;
 mod cmd;
-
-/// Cluster-wide dm-multipath configuration and health.
-#[derive(Debug, Parser)]
-#[command(name = "mpcluster", version, about, long_about = None)]
-struct Cli {
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `mpcluster_agent=debug`.
-    #[arg(long, global = true, env = "MPCLUSTER_LOG", default_value = "info")]
-    log: String,
-    #[command(subcommand)]
-    command: Commands,
-}
-
-#[derive(Debug, Subcommand)]
-enum Commands {
-    /// Show the cluster LUN x node health matrix.
-    Status(cmd::status::StatusArgs),
-    /// List the cluster's nodes: membership, liveness, last broadcast, errors.
-    Nodes(cmd::nodes::NodesArgs),
-    /// Print the cluster snapshot (replay it with `status --snapshot FILE`).
-    Snapshot(cmd::snapshot::SnapshotArgs),
-    /// Run a simulated cluster (embedded store, simulated nodes, real agents and API) with a
-    /// looping failure timeline.
-    #[cfg(feature = "demo")]
-    Demo(cmd::demo::DemoArgs),
-    /// Run the API server (and, with the embedded store, this node's agent).
-    Serve(cmd::serve::ServeArgs),
-    /// Run the node agent: collect multipath state and broadcast it.
-    Agent(cmd::agent::AgentCmdArgs),
-    /// This node's multipath state, asked from the local multipathd once; forget a departed
-    /// node (remove).
-    Node(cmd::node::NodeArgs),
-    /// The cluster-wide multipath defaults knobs: show, set, unset.
-    Config(cmd::config::ConfigArgs),
-    /// The WWID allow-list with per-LUN alias and knobs: add, remove, list, set.
-    Wwid(cmd::wwid::WwidArgs),
-    /// The admin's verbatim devices/overrides sections: get, set.
-    Overrides(cmd::overrides::OverridesArgs),
-    /// Storage definitions (multipath, LVM on multipath): add, remove, list, set, import-pve.
-    Storage(cmd::storage::StorageArgs),
-    /// API tokens: add (prints the secret once), list, remove.
-    Token(cmd::token::TokenArgs),
-}
-
-impl Commands {
-    /// Serve, agent and demo run until stopped (see [`default_sigpipe`]).
-    fn long_running(&self) -> bool {
-        match self {
-            Commands::Serve(_) | Commands::Agent(_) => true,
-            #[cfg(feature = "demo")]
-            Commands::Demo(_) => true,
-            _ => false,
-        }
-    }
-}
+mod config_file;
+mod systemd;
 
 /// Restore the default SIGPIPE disposition, so a short-lived command whose reader goes away
 /// (`mpcluster status | head -1`) ends quietly like other Unix tools instead of panicking in
@@ -77,7 +29,10 @@ fn default_sigpipe() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // With the settings file of `agent` and `serve` (command line > environment > file >
+    // default).
+    let matches = config_file::parse_command_line();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if !cli.command.long_running() {
         default_sigpipe();
     }

@@ -1260,3 +1260,313 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
     );
     b.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Storages
+
+const STORAGES: &str = "/api2/json/storage";
+
+/// The storage list as the page shows it: `{id: {type, nodes, state, vgname, base, used, source,
+/// actions}}`.
+const READ_STORAGES: &str = r#"
+const out = {};
+for (const tr of document.querySelectorAll('#storage-table tbody tr[data-id]')) {
+  const t = (c) => tr.querySelector(c).textContent;
+  out[tr.dataset.id] = { type: t('td.type'), nodes: t('td.nodes'), state: t('td.state'),
+    vgname: t('td.vgname'), base: t('td.base'), used: t('td.used-by'), source: t('td.source'),
+    actions: tr.querySelectorAll('button[data-action]').length };
+}
+return out;
+"#;
+
+async fn open_storage(c: &Client, server: &Server) {
+    server.open(c, "#/storage").await;
+    wait_js(
+        c,
+        "return document.getElementById('storage-table') && document.getElementById('storage-source-text')",
+        "the storage page",
+    )
+    .await;
+}
+
+/// Wait until the page's list satisfies `pred` (a JS expression over `s`, the READ_STORAGES
+/// object); returns it.
+async fn wait_storages(c: &Client, pred: &str, what: &str) -> Value {
+    let script = format!("const s = (() => {{ {READ_STORAGES} }})(); return ({pred}) ? s : null;");
+    wait_js(c, &script, what).await
+}
+
+/// The storage `id` as the API returns it (`Null` if absent).
+fn api_storage(server: &Server, id: &str) -> Value {
+    let list = server.get(STORAGES);
+    list["storages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The storage page on mpcluster's own document: add a multipath and an LVM storage (with the
+/// API's field errors next to the fields), edit one, lose a digest race (the input is kept,
+/// Reload, save), a removal refused while an LVM storage sits on the base, and removals with
+/// confirmation. Everything checked against the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_page_adds_edits_and_removes_storages() {
+    let Some(b) = browser("storage_page_adds_edits_and_removes_storages").await else {
+        return;
+    };
+    let c = &b.client;
+    let (_dir, server) = lone_server();
+    let (code, body) = tokio::task::block_in_place(|| {
+        server.call(
+            "POST",
+            "/api2/json/cluster/multipath/wwids",
+            Some(json!({"wwid": W_VM, "alias": "vm-disks"})),
+        )
+    });
+    assert_eq!(code, 200, "{body}");
+    open_storage(c, &server).await;
+    let empty = text_of(c, "storage-table").await;
+    assert!(empty.contains("No storages yet"), "{empty}");
+    assert!(
+        text_of(c, "storage-source-text")
+            .await
+            .contains("mpcluster"),
+        "the source is named"
+    );
+
+    // Add a multipath storage on two nodes.
+    type_into(c, "storage-id", "san").await;
+    type_into(c, "storage-nodes", "n2, n1").await;
+    click(c, "storage-submit").await;
+    wait_text(c, "storage-msg", "Added san", "the multipath storage added").await;
+    let s = wait_storages(c, "s.san", "the san row").await;
+    assert_eq!(s["san"]["type"], "multipath");
+    assert_eq!(s["san"]["nodes"], "n1, n2");
+    assert_eq!(s["san"]["state"], "enabled");
+    assert_eq!(s["san"]["source"], "mpcluster");
+    assert_eq!(api_storage(&server, "san")["nodes"], json!(["n1", "n2"]));
+
+    // An LVM storage with a bad id and no volume group: the API's own messages, next to their
+    // fields; nothing written.
+    c.find(Locator::Id("storage-type"))
+        .await
+        .unwrap()
+        .select_by_value("lvm")
+        .await
+        .unwrap();
+    let (code, api) = tokio::task::block_in_place(|| {
+        server.call(
+            "POST",
+            STORAGES,
+            Some(
+                json!({"type": "lvm", "id": "bad id", "vgname": "", "base": format!("san:{W_VM}")}),
+            ),
+        )
+    });
+    assert_eq!(code, 400, "{api}");
+    type_into(c, "storage-id", "bad id").await;
+    type_into(c, "storage-vgname", "").await;
+    type_into(c, "storage-base", &format!("san:{W_VM}")).await;
+    click(c, "storage-submit").await;
+    for (input, field) in [("storage-id", "id"), ("storage-vgname", "vgname")] {
+        let shown = wait_js(
+            c,
+            &format!("return document.getElementById('{input}-error').textContent"),
+            &format!("the {field} error"),
+        )
+        .await;
+        assert_eq!(shown, api["errors"][field], "{field}");
+        let invalid = js(
+            c,
+            &format!("return document.getElementById('{input}').getAttribute('aria-invalid')"),
+        )
+        .await;
+        assert_eq!(invalid, "true", "{input} marked");
+    }
+    assert_values(c, &[("storage-id", "bad id", "the input is kept")]).await;
+    screenshot(c, "storage-field-errors").await;
+    assert_eq!(api_storage(&server, "bad id"), Value::Null);
+
+    // Corrected: added, and the multipath storage is now used by it.
+    type_into(c, "storage-id", "vmdata").await;
+    type_into(c, "storage-vgname", "vmdata").await;
+    click(c, "storage-submit").await;
+    wait_text(c, "storage-msg", "Added vmdata", "the LVM storage added").await;
+    let s = wait_storages(c, "s.vmdata && s.san.used === 'vmdata'", "vmdata on san").await;
+    assert_eq!(s["vmdata"]["type"], "lvm");
+    assert_eq!(s["vmdata"]["vgname"], "vmdata");
+    assert_eq!(s["vmdata"]["base"], format!("san:{W_VM}"));
+    assert_eq!(s["vmdata"]["nodes"], "all nodes");
+    assert_eq!(
+        api_storage(&server, "vmdata")["base"],
+        format!("san:{W_VM}")
+    );
+    // The base field suggests the multipath storages with the allow-listed WWIDs.
+    let options = js(
+        c,
+        "return [...document.querySelectorAll('#storage-base-suggestions option')].map(o => o.value)",
+    )
+    .await;
+    assert_eq!(options, json!([format!("san:{W_VM}")]));
+    screenshot(c, "storage").await;
+
+    // Edit: san only on n1.
+    click_css(c, "#storage-table tr[data-id=san] button[data-action=edit]").await;
+    assert_eq!(text_of(c, "storage-form-title").await, "Edit san");
+    assert_eq!(value_of(c, "storage-nodes").await, "n1,n2");
+    type_into(c, "storage-nodes", "n1").await;
+    click(c, "storage-submit").await;
+    wait_text(c, "storage-msg", "Saved san", "the edit").await;
+    wait_storages(c, "s.san.nodes === 'n1'", "san on n1").await;
+    assert_eq!(api_storage(&server, "san")["nodes"], json!(["n1"]));
+
+    // A concurrent change: the save loses the digest race, the input is kept; after Reload it
+    // succeeds and keeps the other writer's change.
+    click_css(
+        c,
+        "#storage-table tr[data-id=vmdata] button[data-action=edit]",
+    )
+    .await;
+    click(c, "storage-disable").await;
+    let (code, body) = tokio::task::block_in_place(|| {
+        server.call(
+            "PUT",
+            &format!("{STORAGES}/san"),
+            Some(json!({"nodes": "n1,n3"})),
+        )
+    });
+    assert_eq!(code, 200, "{body}");
+    click(c, "storage-submit").await;
+    let msg = wait_text(c, "storage-msg", "changed meanwhile", "the conflict").await;
+    assert!(msg.contains("reload"), "{msg}");
+    let checked = js(
+        c,
+        "return document.getElementById('storage-disable').checked",
+    )
+    .await;
+    assert_eq!(checked, true, "the input is kept");
+    assert_eq!(api_storage(&server, "vmdata")["disable"], Value::Null);
+    screenshot(c, "storage-conflict").await;
+    click_css(c, "#storage-msg button.reload").await;
+    wait_text(c, "storage-msg", "Reloaded", "the reload").await;
+    wait_storages(
+        c,
+        "s.san.nodes === 'n1, n3'",
+        "the other writer's change shown",
+    )
+    .await;
+    click(c, "storage-submit").await;
+    wait_text(c, "storage-msg", "Saved vmdata", "the retried save").await;
+    wait_storages(c, "s.vmdata.state === 'disabled'", "vmdata disabled").await;
+    assert_eq!(api_storage(&server, "vmdata")["disable"], true);
+    assert_eq!(api_storage(&server, "san")["nodes"], json!(["n1", "n3"]));
+
+    // Removing san is refused while vmdata sits on it; the reason is shown.
+    click_css(
+        c,
+        "#storage-table tr[data-id=san] button[data-action=remove]",
+    )
+    .await;
+    assert!(text_of(c, "storage-confirm-text").await.contains("san"));
+    click(c, "storage-confirm-yes").await;
+    let refused = wait_text(c, "storage-msg", "vmdata", "the refusal").await;
+    assert!(refused.contains("base"), "{refused}");
+    assert!(!api_storage(&server, "san").is_null());
+    // vmdata: Cancel keeps it, Remove removes it; then san goes too.
+    click_css(
+        c,
+        "#storage-table tr[data-id=vmdata] button[data-action=remove]",
+    )
+    .await;
+    click(c, "storage-confirm-no").await;
+    assert!(!api_storage(&server, "vmdata").is_null(), "cancel keeps it");
+    click_css(
+        c,
+        "#storage-table tr[data-id=vmdata] button[data-action=remove]",
+    )
+    .await;
+    click(c, "storage-confirm-yes").await;
+    wait_storages(c, "!s.vmdata", "vmdata removed").await;
+    click_css(
+        c,
+        "#storage-table tr[data-id=san] button[data-action=remove]",
+    )
+    .await;
+    click(c, "storage-confirm-yes").await;
+    wait_storages(c, "!s.san", "san removed").await;
+    assert_eq!(server.get(STORAGES)["storages"], json!([]));
+    b.close().await;
+}
+
+/// Proxmox mode (`serve --pve-root` on a fixture /etc/pve): the page lists storage.cfg's
+/// storages with their lines, says why it is read-only (pvesm) and offers no editing; an edit
+/// of storage.cfg shows without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_page_is_read_only_in_proxmox_mode() {
+    let Some(b) = browser("storage_page_is_read_only_in_proxmox_mode").await else {
+        return;
+    };
+    let c = &b.client;
+    let root = mpcluster_store::testing::PveRoot::cluster("lab", "n1").unwrap();
+    let cfg = format!(
+        "dir: local\n\tpath /var/lib/vz\n\n\
+         iscsi: san1\n\tportal 192.0.2.10\n\ttarget iqn.2003-01.org.example:san1\n\tcontent none\n\n\
+         lvm: vmdata\n\tvgname vmdata\n\tbase san1:0.0.1.scsi-{W_VM}\n\tnodes n1\n\tshared 1\n"
+    );
+    std::fs::write(root.path().join("storage.cfg"), &cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = tokio::task::block_in_place(|| {
+        start_server(
+            &dir.path().join("store"),
+            &[
+                "--no-agent".into(),
+                "--pve-root".into(),
+                root.path().display().to_string(),
+            ],
+        )
+    });
+    open_storage(c, &server).await;
+    let s = wait_storages(c, "s.vmdata && s.san1", "storage.cfg's storages").await;
+    assert_eq!(s["san1"]["type"], "multipath");
+    assert_eq!(s["san1"]["source"], "storage.cfg:4 (iSCSI san1)");
+    assert_eq!(s["san1"]["used"], "vmdata");
+    assert_eq!(s["vmdata"]["source"], "storage.cfg:9");
+    assert_eq!(s["vmdata"]["base"], format!("san1:{W_VM}"));
+    assert_eq!(s["vmdata"]["nodes"], "n1");
+    for id in ["san1", "vmdata"] {
+        assert_eq!(s[id]["actions"], 0, "{id}: no edit or remove buttons");
+    }
+    let banner = text_of(c, "storage-source-text").await;
+    for want in ["Read-only", "storage.cfg", "pvesm"] {
+        assert!(banner.contains(want), "{want}: {banner}");
+    }
+    let forms = js(
+        c,
+        "return document.querySelectorAll('#storage-form, #storage-submit, th:not([scope=row])').length",
+    )
+    .await;
+    assert_eq!(forms, 8, "no form; eight column headers, no actions column");
+    screenshot(c, "storage-proxmox").await;
+
+    // storage.cfg changes: shown without a reload.
+    js(c, "window.__marker = 7; return true").await;
+    let more = format!("{cfg}\nmultipath: fc\n\tnodes n1\n");
+    let tmp = root.path().join("storage.cfg.tmp");
+    std::fs::write(&tmp, &more).unwrap();
+    std::fs::rename(&tmp, root.path().join("storage.cfg")).unwrap();
+    let s = wait_storages(c, "s.fc", "the new storage").await;
+    assert_eq!(s["fc"]["source"], "storage.cfg:15");
+    assert_eq!(js(c, "return window.__marker").await, 7, "no reload");
+    // The API refuses writes with the same explanation.
+    let (code, body) =
+        tokio::task::block_in_place(|| server.call("DELETE", &format!("{STORAGES}/fc"), None));
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("pvesm"),
+        "{body}"
+    );
+    b.close().await;
+}

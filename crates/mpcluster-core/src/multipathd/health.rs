@@ -90,7 +90,7 @@ pub fn map_health(map: &Map) -> MapHealth {
 
 /// The node report: every map with its summary and path detail, plus what went wrong.
 /// JSON: `{"maps": [...], "errors": [...]}`, kebab-case keys.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct NodeReport {
     /// The maps, in multipathd's order.
@@ -101,7 +101,7 @@ pub struct NodeReport {
 }
 
 /// One map in the node report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct MapReport {
@@ -140,7 +140,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// One path group in the node report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct GroupReport {
@@ -165,7 +165,7 @@ pub struct GroupReport {
 }
 
 /// One path in the node report (unknown fields are left out of its JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct PathReport {
@@ -284,11 +284,34 @@ pub fn summarize<F>(reply: &MapsReply, size_of: F) -> NodeReport
 where
     F: Fn(&str) -> Option<u64>,
 {
+    summarize_maps(reply.errors.iter().cloned(), &reply.maps, size_of)
+}
+
+/// [`summarize`], consuming the reply: each map is dropped as soon as its report is built, so
+/// the reply and the report are not both held whole (a collector's peak memory).
+pub fn summarize_owned<F>(reply: MapsReply, size_of: F) -> NodeReport
+where
+    F: Fn(&str) -> Option<u64>,
+{
+    summarize_maps(reply.errors, reply.maps, size_of)
+}
+
+fn summarize_maps<M, F>(
+    reply_errors: impl IntoIterator<Item = String>,
+    reply_maps: impl IntoIterator<Item = M>,
+    size_of: F,
+) -> NodeReport
+where
+    M: std::borrow::Borrow<Map>,
+    F: Fn(&str) -> Option<u64>,
+{
     let mut errors = Problems::new(MAX_ERRORS);
-    errors.extend(reply.errors.iter().cloned());
+    errors.extend(reply_errors);
     let mut seen: BTreeMap<Wwid, ()> = BTreeMap::new();
-    let mut maps = Vec::with_capacity(reply.maps.len());
-    for map in &reply.maps {
+    let reply_maps = reply_maps.into_iter();
+    let mut maps = Vec::with_capacity(reply_maps.size_hint().0);
+    for map in reply_maps {
+        let map: &Map = map.borrow();
         let name = clip(&map.name, REPORT_TEXT_MAX);
         let wwid = match Wwid::new(map.wwid.as_str()) {
             Ok(w) => w,

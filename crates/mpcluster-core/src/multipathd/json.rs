@@ -5,10 +5,12 @@
 //! structurally broken map is kept with its [`Map::problems`] listed so its health reads
 //! `unknown` instead of failed. Only whole-document problems are errors ([`ParseError`]).
 //!
-//! Memory is proportional to the input and close to the model's own size: the reply is
-//! deserialized straight into lenient structs (any JSON type accepted per field, unknown
-//! fields and nested junk skipped without being stored), not into a `serde_json::Value` tree.
-//! Nesting is bounded by serde_json's recursion limit (128), input size by [`MAX_REPLY_LEN`].
+//! Memory is the input plus the model's own size: the reply is deserialized straight into
+//! lenient structs (any JSON type accepted per field, unknown fields and nested junk skipped
+//! without being stored), not into a `serde_json::Value` tree, and each map is converted into
+//! the model as soon as it has been read ([`MapsField`]), so the lenient form of only one map
+//! exists at a time. Nesting is bounded by serde_json's recursion limit (128), input size by
+//! [`MAX_REPLY_LEN`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -61,10 +63,18 @@ pub fn parse_maps_json(input: &[u8]) -> Result<MapsReply, ParseError> {
         return Err(ParseError::UnsupportedVersion { found });
     }
     let minor_version = conv.u64("minor_version", top.minor_version);
-    let entries = match (top.maps, top.map) {
-        (Some(Elems::List(entries)), _) => entries,
-        (None, Some(entry)) => vec![entry],
-        (Some(Elems::Bad(kind)), _) => {
+    let maps = match (top.maps, top.map) {
+        (Some(MapsField::List(converted)), _) => {
+            errors.merge(converted.errors);
+            converted.maps
+        }
+        (None, Some(entry)) => {
+            let mut converted = ConvertedMaps::default();
+            converted.add(entry);
+            errors.merge(converted.errors);
+            converted.maps
+        }
+        (Some(MapsField::Bad(kind)), _) => {
             return Err(ParseError::Shape {
                 what: format!("\"maps\" is {kind}, not an array"),
             });
@@ -75,21 +85,6 @@ pub fn parse_maps_json(input: &[u8]) -> Result<MapsReply, ParseError> {
             });
         }
     };
-
-    let mut maps = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
-        let loc = format!("maps[{i}]");
-        match entry {
-            Elem::Ok(jmap) => {
-                if let Some(map) = map_from_json(jmap, &loc, &mut errors) {
-                    maps.push(map);
-                }
-            }
-            Elem::Bad(kind) => {
-                errors.push(|| format!("{loc}: {kind} instead of an object; skipped"))
-            }
-        }
-    }
     Ok(MapsReply {
         source: ReplySource::Json,
         major_version,
@@ -266,13 +261,99 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Elems<T> {
     }
 }
 
+/// Maps converted into the model one by one, as they are read, with their problems.
+struct ConvertedMaps {
+    maps: Vec<Map>,
+    errors: Problems,
+    next: usize,
+}
+
+impl Default for ConvertedMaps {
+    fn default() -> Self {
+        ConvertedMaps {
+            maps: Vec::new(),
+            errors: Problems::new(MAX_ERRORS),
+            next: 0,
+        }
+    }
+}
+
+impl ConvertedMaps {
+    fn add(&mut self, entry: Elem<JMap>) {
+        let loc = format!("maps[{}]", self.next);
+        self.next += 1;
+        match entry {
+            Elem::Ok(jmap) => {
+                if let Some(map) = map_from_json(jmap, &loc, &mut self.errors) {
+                    self.maps.push(map);
+                }
+            }
+            Elem::Bad(kind) => self
+                .errors
+                .push(|| format!("{loc}: {kind} instead of an object; skipped")),
+        }
+    }
+}
+
+/// The `maps` field: an array whose elements are converted as they are read.
+enum MapsField {
+    List(ConvertedMaps),
+    Bad(&'static str),
+}
+
+struct MapsFieldVisitor;
+
+impl<'de> Visitor<'de> for MapsFieldVisitor {
+    type Value = MapsField;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MapsField, A::Error> {
+        let mut converted = ConvertedMaps::default();
+        while let Some(entry) = seq.next_element::<Elem<JMap>>()? {
+            converted.add(entry);
+        }
+        Ok(MapsField::List(converted))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapsField, A::Error> {
+        LooseVisitor
+            .visit_map(map)
+            .map(|v| MapsField::Bad(loose_kind(&v)))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<MapsField, E> {
+        Ok(MapsField::Bad("a string"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<MapsField, E> {
+        Ok(MapsField::Bad("a number"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<MapsField, E> {
+        Ok(MapsField::Bad("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<MapsField, E> {
+        Ok(MapsField::Bad("a number"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<MapsField, E> {
+        Ok(MapsField::Bad("a boolean"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<MapsField, E> {
+        Ok(MapsField::Bad("null"))
+    }
+}
+
+impl<'de> Deserialize<'de> for MapsField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MapsFieldVisitor)
+    }
+}
+
 /// The document. Unknown fields are skipped.
 #[derive(Default, serde::Deserialize)]
 #[serde(default)]
 struct JTop {
     major_version: Option<Loose>,
     minor_version: Option<Loose>,
-    maps: Option<Elems<JMap>>,
+    maps: Option<MapsField>,
     map: Option<Elem<JMap>>,
 }
 

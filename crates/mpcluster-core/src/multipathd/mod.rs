@@ -24,6 +24,7 @@ pub mod transport;
 pub use error::{DaemonReply, ParseError, Recovery};
 pub use health::{
     GroupReport, MapHealth, MapReport, NodeReport, PathReport, map_health, path_usable, summarize,
+    summarize_owned,
 };
 pub use json::parse_maps_json;
 pub use model::{
@@ -117,6 +118,13 @@ impl Problems {
         for line in lines {
             self.push(|| line);
         }
+    }
+
+    /// Add another list's lines (and its count of lines not kept).
+    pub(crate) fn merge(&mut self, other: Problems) {
+        let more = other.more;
+        self.extend(other.lines);
+        self.more += more;
     }
 
     pub(crate) fn finish(mut self) -> Vec<String> {

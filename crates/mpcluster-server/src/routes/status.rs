@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -127,7 +127,18 @@ pub enum Alive {
     Ok,
 }
 
-/// `/health`: liveness of the server and reachability of the store.
+/// Whether API tokens can be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokensState {
+    /// The tokens document is readable (or absent), or the store cannot be read (see `store`).
+    Ok,
+    /// The stored tokens document cannot be read: every authenticated request gets 503 until
+    /// it is repaired (`tokens-error` says why and how).
+    Unreadable,
+}
+
+/// `/health`: liveness of the server, reachability of the store, usability of the API tokens.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok` (the server answered).
@@ -136,12 +147,21 @@ pub struct Health {
     pub store: StoreState,
     /// Why not, when it could not (`null` otherwise).
     pub error: Option<String>,
+    /// Whether API tokens can be checked.
+    pub tokens: TokensState,
+    /// Why not, when they cannot (`null` otherwise).
+    #[serde(rename = "tokens-error")]
+    pub tokens_error: Option<String>,
 }
 
-/// Liveness of the server and reachability of the store (no authentication).
+/// Liveness of the server, reachability of the store and usability of the API tokens (no
+/// authentication).
 #[utoipa::path(get, path = "/health", tag = "server", operation_id = "health",
     responses((status = 200, description = "Always 200 while the server runs", body = Health)))]
-pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
+pub async fn health(
+    State(state): State<AppState>,
+    Extension(auth): Extension<crate::auth::Auth>,
+) -> axum::Json<Health> {
     let (store, error) = match state.cache.latest() {
         Some(v) => match &v.store_error {
             None => (StoreState::Reachable, None),
@@ -149,10 +169,17 @@ pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
         },
         None => (StoreState::Unavailable, state.cache.startup_error()),
     };
+    let tokens_error = auth.tokens_problem().await;
     axum::Json(Health {
         status: Alive::Ok,
         store,
         error,
+        tokens: if tokens_error.is_some() {
+            TokensState::Unreadable
+        } else {
+            TokensState::Ok
+        },
+        tokens_error,
     })
 }
 

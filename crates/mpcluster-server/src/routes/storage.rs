@@ -2,6 +2,9 @@
 //!
 //! Field errors are keyed `type`, `id`, `vgname`, `base`, `nodes`, `disable`, `digest`,
 //! `delete` and any unknown property by its name.
+//!
+//! In Proxmox mode ([`AppState::pve`]) the list and the storages come from storage.cfg and
+//! every write is refused (403, the configuration layer's `EditError::ReadOnly`).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,9 @@ use super::{Data, Flag, NameList, RemovalBody, RemovalQuery, data, into_form};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+/// The 403 of the storage writes.
+const FORBIDDEN_WRITE: &str = "The token lacks `Sys.Modify`, or the server runs in Proxmox mode, where the storages are Proxmox VE's storage.cfg and read-only here (the message says to use pvesm); nothing written";
 
 /// The storage types mpcluster manages.
 #[derive(utoipa::ToSchema)]
@@ -176,7 +182,12 @@ pub async fn list(
     ApiQuery(query): ApiQuery<StorageQuery>,
 ) -> Result<Json<Data<StorageList>>, ApiError> {
     Ok(data(
-        storage::list(state.store.as_ref(), query.kind.as_deref()).await?,
+        storage::list(
+            state.store.as_ref(),
+            state.pve.as_ref(),
+            query.kind.as_deref(),
+        )
+        .await?,
     ))
 }
 
@@ -186,6 +197,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The new digest", body = Data<Written>),
         (status = 400, description = "`errors: {type | id | vgname | base | nodes | disable | <property>: reason}`; nothing written", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = ErrorBody),
         (status = 409, description = "Stale digest or concurrent write; nothing written", body = ErrorBody),
         (status = 503, description = "The cluster store is unavailable", body = ErrorBody),
     ))]
@@ -194,7 +206,9 @@ pub async fn add(
     ApiJson(body): ApiJson<StorageCreate>,
 ) -> Result<Json<Data<Written>>, ApiError> {
     let form = into_form(&body)?;
-    Ok(data(storage::add(state.store.as_ref(), form).await?))
+    Ok(data(
+        storage::add(state.store.as_ref(), state.pve.as_ref(), form).await?,
+    ))
 }
 
 /// One storage definition.
@@ -210,7 +224,9 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Data<StorageDetail>>, ApiError> {
-    Ok(data(storage::get(state.store.as_ref(), &id).await?))
+    Ok(data(
+        storage::get(state.store.as_ref(), state.pve.as_ref(), &id).await?,
+    ))
 }
 
 /// Change a storage: properties given are set, those in `delete` (`nodes`, `disable`)
@@ -221,6 +237,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The new digest", body = Data<Written>),
         (status = 400, description = "Field errors; nothing written", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = ErrorBody),
         (status = 404, description = "No such storage", body = ErrorBody),
         (status = 409, description = "Stale digest or concurrent write; nothing written", body = ErrorBody),
         (status = 503, description = "The cluster store is unavailable", body = ErrorBody),
@@ -232,7 +249,7 @@ pub async fn put(
 ) -> Result<Json<Data<Written>>, ApiError> {
     let form = into_form(&body)?;
     Ok(data(
-        storage::update(state.store.as_ref(), &id, form).await?,
+        storage::update(state.store.as_ref(), state.pve.as_ref(), &id, form).await?,
     ))
 }
 
@@ -243,6 +260,7 @@ pub async fn put(
     responses(
         (status = 200, description = "The new digest", body = Data<Written>),
         (status = 400, description = "Invalid id or digest, an unexpected property, or in use as the base of LVM storages (`errors: {id}` names them)", body = ErrorBody),
+        (status = 403, description = FORBIDDEN_WRITE, body = ErrorBody),
         (status = 404, description = "No such storage", body = ErrorBody),
         (status = 409, description = "Stale digest or concurrent write; nothing written", body = ErrorBody),
         (status = 503, description = "The cluster store is unavailable", body = ErrorBody),
@@ -255,6 +273,6 @@ pub async fn delete(
 ) -> Result<Json<Data<Written>>, ApiError> {
     let digest = into_form(&body)?.removal_digest(query.digest.as_deref())?;
     Ok(data(
-        storage::remove(state.store.as_ref(), &id, digest).await?,
+        storage::remove(state.store.as_ref(), state.pve.as_ref(), &id, digest).await?,
     ))
 }

@@ -3,28 +3,18 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
-
 use super::Failure;
-use super::agent_args::AgentArgs;
 use super::serve::shutdown_signal;
-use super::store_args::StoreArgs;
-
-/// Arguments of `mpcluster agent`.
-#[derive(Debug, Args)]
-pub struct AgentCmdArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub agent: AgentArgs,
-}
+pub use crate::cli::agent::AgentCmdArgs;
 
 /// Run the command.
 pub async fn run(args: &AgentCmdArgs) -> Result<ExitCode, Failure> {
     let inner = async {
-        let store = args.store.open().await?;
-        let client = args.agent.client()?;
-        let config = args.agent.config()?;
+        // Proxmox mode: membership from corosync, and this node's name as corosync knows it.
+        let (store, pve) = args.store.open_cluster().await?;
+        let agent = super::store_args::agent_in_mode(&args.agent, pve.as_ref()).await?;
+        let client = agent.client()?;
+        let config = agent.config()?;
         mpcluster_agent::run::run(store, client, config, shutdown_signal()).await;
         anyhow::Ok(ExitCode::SUCCESS)
     };

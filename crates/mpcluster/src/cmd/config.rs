@@ -3,24 +3,25 @@
 //! ([`mpcluster_config`]), so with the API's validation and digest guard.
 //!
 //! Also the helpers the other configuration commands (`wwid`, `overrides`, `storage`) share:
-//! [`edit_retrying`] (compare-and-swap write with one retry), [`failure`] (exit codes) and
+//! [`edit_retrying`] (compare-and-swap write, retried), [`failure`] (exit codes) and
 //! [`parse_assignments`] (`KNOB=VALUE`).
 //!
 //! Exit codes: 0 success; 2 invalid input (each field and reason printed), an unknown entry;
 //! 1 other failures (store unreachable, unreadable document, a conflict that was not retried).
 //!
 //! Concurrency: a write uses the digest read just before it. If another writer got in between
-//! (409 in API terms), the document is re-read; when the part this command changes (the named
-//! knobs, the WWID entry, the storage) is unchanged there, the command is applied once more on
-//! the new document (re-validated, so e.g. an alias taken meanwhile is still refused);
-//! otherwise, or if the retry loses again, the conflict is reported and nothing is written.
+//! (409 in API terms), the document is re-read; while the part this command changes (the named
+//! knobs, the WWID entry, the storage) is unchanged there, the command is applied again on the
+//! new document (re-validated, so e.g. an alias taken meanwhile is still refused; up to
+//! `mpcluster_config::document::EDIT_ATTEMPTS` tries with jittered pauses), so concurrent
+//! edits of different entries all succeed. If another writer changed the same part, the
+//! conflict is reported naming what changed, and nothing is written.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use clap::{Args, Subcommand};
-use mpcluster_config::{CHANGED_MEANWHILE, Document, EditError, Edited, Loaded, load};
+use mpcluster_config::{Document, EditError, Edited, Loaded, load};
 use mpcluster_core::config::{
     ConfigErrors, FIXED_DEFAULTS, KNOBS, Knob, KnobValue, MultipathConfig, apply_defaults_update,
 };
@@ -30,57 +31,7 @@ use serde_json::{Value, json};
 use super::Failure;
 use super::status::Format;
 use super::store_args::StoreArgs;
-
-/// Arguments of `mpcluster config`.
-#[derive(Debug, Args)]
-pub struct ConfigArgs {
-    #[command(subcommand)]
-    pub command: ConfigCommand,
-}
-
-/// `mpcluster config` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Show the cluster's defaults knobs (and, with --knobs, every knob with its values).
-    Show(ShowArgs),
-    /// Set defaults knobs: `mpcluster config set polling-interval=5 no-path-retry=queue`.
-    Set(SetArgs),
-    /// Unset defaults knobs (multipath's own default applies again).
-    Unset(UnsetArgs),
-}
-
-/// Arguments of `mpcluster config show`.
-#[derive(Debug, Args)]
-pub struct ShowArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// List every knob mpcluster manages: accepted values, per-LUN or not, description.
-    #[arg(long)]
-    pub knobs: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
-
-/// Arguments of `mpcluster config set`.
-#[derive(Debug, Args)]
-pub struct SetArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// `KNOB=VALUE` pairs (see `mpcluster config show --knobs`).
-    #[arg(required = true, value_name = "KNOB=VALUE")]
-    pub assignments: Vec<String>,
-}
-
-/// Arguments of `mpcluster config unset`.
-#[derive(Debug, Args)]
-pub struct UnsetArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Knob names.
-    #[arg(required = true, value_name = "KNOB")]
-    pub knobs: Vec<String>,
-}
+pub use crate::cli::config::{ConfigArgs, ConfigCommand, ShowArgs};
 
 /// Run the command.
 pub async fn run(args: &ConfigArgs) -> Result<ExitCode, Failure> {
@@ -245,20 +196,18 @@ fn describe_errors(errs: &ConfigErrors) -> String {
 pub(crate) fn failure(e: EditError) -> Failure {
     match e {
         EditError::Invalid(errs) => Failure::new(2, anyhow!(describe_errors(&errs))),
-        EditError::Rejected(m) => Failure::new(2, anyhow!(m)),
+        EditError::Rejected(m) | EditError::ReadOnly(m) => Failure::new(2, anyhow!(m)),
         EditError::NotFound { .. } | EditError::Exists { .. } => {
             Failure::new(2, anyhow!(e.to_string()))
         }
-        e if e.is_conflict() => Failure::new(
-            1,
-            anyhow!("{CHANGED_MEANWHILE}: another writer changed the same entry"),
-        ),
+        // The message names what the other writer changed.
+        e if e.is_conflict() => Failure::new(1, anyhow!(e.to_string())),
         e => Failure::new(1, e),
     }
 }
 
-/// [`mpcluster_config::edit_retrying`] (a conflict is retried once when the part of the
-/// document the command changes, `scope`, was not changed meanwhile), failures as exit codes.
+/// [`mpcluster_config::edit_retrying`] (a conflict is retried while the part of the document
+/// the command changes, `scope`, was not changed meanwhile), failures as exit codes.
 pub(crate) async fn edit_retrying<T, S, R, F>(
     store: &dyn ClusterStore,
     scope: Option<impl Fn(&T) -> S>,
@@ -357,7 +306,15 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.exit_code, 1);
-        assert!(e.error.to_string().contains(CHANGED_MEANWHILE));
+        let message = e.error.to_string();
+        assert!(
+            message.starts_with(mpcluster_config::CHANGED_MEANWHILE),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("WWID {W1} changed")) && !message.contains(W2),
+            "names what changed: {message}"
+        );
     }
 
     #[test]

@@ -4,14 +4,12 @@
 //! failures an admin should see: a path fails and comes back, a node goes silent, a node's
 //! configuration apply fails, a LUN loses every path on one node.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
 use mpcluster_agent::MultipathdClient;
 use mpcluster_agent::run::AgentConfig;
 use mpcluster_agent::sim::{SimMap, SimNode, SimState};
@@ -26,23 +24,7 @@ use tokio::task::JoinHandle;
 
 use super::Failure;
 use super::serve::shutdown_signal;
-
-/// Arguments of `mpcluster demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Number of simulated nodes (2 to 64).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(2..=64))]
-    pub nodes: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8470", value_name = "ADDR:PORT")]
-    pub listen: SocketAddr,
-    /// Seconds between timeline steps.
-    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
-    pub step: u64,
-    /// Keep the demo's store and sockets here (default: a temporary directory).
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
+pub use crate::cli::demo::DemoArgs;
 
 /// The demo's LUNs.
 const LUN_VMS: &str = "3600a098038303053453f463045727a01";
@@ -278,6 +260,7 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         app(AppState {
             store: store.clone(),
             cache,
+            pve: None,
         }),
         async move {
             let _ = rx.wait_for(|s| *s).await;

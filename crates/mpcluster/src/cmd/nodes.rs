@@ -2,23 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
 use mpcluster_core::status::assemble;
 use mpcluster_core::table::{format_unix_utc, terminal_safe};
 
 use super::Failure;
-use super::source::SourceArgs;
 use super::status::Format;
-
-/// Arguments of `mpcluster nodes`.
-#[derive(Debug, Args)]
-pub struct NodesArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
+pub use crate::cli::nodes::NodesArgs;
 
 /// Run the command.
 pub async fn run(args: &NodesArgs) -> Result<ExitCode, Failure> {
@@ -49,6 +38,9 @@ pub async fn run(args: &NodesArgs) -> Result<ExitCode, Failure> {
         }
         if let Some(e) = &n.issues.broadcast_error {
             problems.push(terminal_safe(e));
+        }
+        if let Some(e) = &n.issues.publish_error {
+            problems.push(format!("publish: {}", terminal_safe(e)));
         }
         if let Some(e) = &n.issues.apply_error {
             problems.push(format!("apply: {}", terminal_safe(e)));

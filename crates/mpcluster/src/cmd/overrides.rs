@@ -9,53 +9,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
 use mpcluster_config::overrides::parse_overrides;
 use mpcluster_core::config::Overrides;
 
 use super::Failure;
 use super::config::{edit_retrying, failure, open, print_json, short};
 use super::status::Format;
-use super::store_args::StoreArgs;
+pub use crate::cli::overrides::{OverridesArgs, OverridesCommand};
 
 /// Largest file `set` reads (the model accepts 128 KiB; this leaves room to report the size).
 const MAX_READ: u64 = 1024 * 1024;
-
-/// Arguments of `mpcluster overrides`.
-#[derive(Debug, Args)]
-pub struct OverridesArgs {
-    #[command(subcommand)]
-    pub command: OverridesCommand,
-}
-
-/// `mpcluster overrides` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum OverridesCommand {
-    /// Print the overrides text.
-    Get(GetArgs),
-    /// Replace the overrides with the text of FILE (`-` reads stdin).
-    Set(SetArgs),
-}
-
-/// Arguments of `mpcluster overrides get`.
-#[derive(Debug, Args)]
-pub struct GetArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Output format: the text as is (`table`), or `{content, digest}` (`json`).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
-
-/// Arguments of `mpcluster overrides set`.
-#[derive(Debug, Args)]
-pub struct SetArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// The file with the `devices { ... }` and/or `overrides { ... }` sections; `-` = stdin.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-}
 
 fn read_text(path: &PathBuf) -> anyhow::Result<String> {
     let mut text = String::new();

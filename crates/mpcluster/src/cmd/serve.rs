@@ -8,14 +8,12 @@
 //! directory, or in /var/lib/mpcluster for etcd). HTTPS with `--tls-cert`/`--tls-key`
 //! (reloaded on SIGHUP); plain HTTP on a non-loopback address needs `--insecure-http`.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
-use clap::Args;
 use mpcluster_config::EditError;
 use mpcluster_server::cache::{CacheConfig, StatusCache};
 use mpcluster_server::limits::{ServeOptions, serve_with};
@@ -24,43 +22,8 @@ use mpcluster_server::{AppState, app};
 use mpcluster_store::{ClusterStore, StoreSpec};
 
 use super::Failure;
-use super::agent_args::AgentArgs;
-use super::store_args::StoreArgs;
-
-/// Arguments of `mpcluster serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Address to listen on. A non-loopback address needs --tls-cert/--tls-key (or
-    /// --insecure-http).
-    #[arg(long, default_value = "127.0.0.1:8470", value_name = "ADDR:PORT")]
-    pub listen: SocketAddr,
-    /// Serve HTTPS with this certificate chain (PEM, server certificate first). Re-read on
-    /// SIGHUP.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key of --tls-cert (PEM). Re-read on SIGHUP.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Allow plain HTTP on a non-loopback address: API tokens and the configuration then
-    /// cross the network readable by anyone on the path.
-    #[arg(long, conflicts_with = "tls_cert")]
-    pub insecure_http: bool,
-    /// Where the first `serve` on a store without tokens writes the admin token (mode 0600).
-    /// Default: `admin-token` in the embedded store's directory; for etcd
-    /// /var/lib/mpcluster/admin-token (as root).
-    #[arg(long, env = "MPCLUSTER_ADMIN_TOKEN_FILE", value_name = "FILE")]
-    pub admin_token_file: Option<PathBuf>,
-    /// Do not run the local agent even with the embedded store.
-    #[arg(long)]
-    pub no_agent: bool,
-    /// Staleness limit for broadcasts in seconds (default 180).
-    #[arg(long, value_name = "SECONDS")]
-    pub stale_after: Option<u64>,
-    #[command(flatten)]
-    pub agent: AgentArgs,
-}
+use super::store_args::agent_in_mode;
+pub use crate::cli::serve::ServeArgs;
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -229,33 +192,43 @@ async fn inner(args: &ServeArgs) -> Result<ExitCode, Failure> {
 }
 
 async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Result<ExitCode> {
-    let store = args.store.open().await?;
-    let node = args.agent.node_name()?;
+    let (store, pve) = args.store.open_cluster().await?;
+    let agent_args = agent_in_mode(&args.agent, pve.as_ref()).await?;
+    let node = agent_args.node_name()?;
     let bootstrap_task = bootstrap_or_retry(&store, admin_token_file(args)).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = mpcluster_server::limits::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().context("listener address")?;
     let hup_task = Some(reload_on_sighup(tls.clone())?);
+    // This node's agent in-process: with a standalone store, and with the embedded store
+    // also in Proxmox mode (where corosync's membership makes the store look clustered).
+    let embedded = matches!(args.store.store, StoreSpec::Embedded { .. });
+    let local_agent = (store.is_standalone() || embedded) && !args.no_agent;
+    // The in-process agent's publishing health: the status shows this node as unable to
+    // publish (never as what the store still holds) while its writes fail.
+    let (publish_tx, publish_rx) = tokio::sync::watch::channel(None);
     let (cache, cache_task) = StatusCache::spawn(
         store.clone(),
         CacheConfig {
             stale_after: args.stale_after,
             local_node: Some(node.clone()),
+            local_publish: local_agent.then_some(publish_rx),
+            pve: pve.clone(),
             ..CacheConfig::default()
         },
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let agent_task = if store.is_standalone() && !args.no_agent {
-        let client = args.agent.client()?;
-        let config = args.agent.config()?;
+    let agent_task = if local_agent {
+        let client = agent_args.client()?;
+        let config = agent_args.config()?;
         let mut rx = stop_rx.clone();
         tracing::info!(node = %config.node, "running the local agent in-process");
-        Some(tokio::spawn(mpcluster_agent::run::run(
+        Some(tokio::spawn(mpcluster_agent::run::run_reporting(
             store.clone(),
             client,
             config,
+            publish_tx,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             },
@@ -270,10 +243,24 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
             tls.fingerprint()
         );
     }
+    if let Some(p) = &pve {
+        eprintln!(
+            "mpcluster: Proxmox mode: membership from {}, storages from {} (read-only here)",
+            p.members_file().display(),
+            p.storage_cfg().display()
+        );
+    }
     eprintln!(
         "mpcluster: serving {}://{local}/ (store: {})",
         if tls.is_some() { "https" } else { "http" },
         store.describe()
+    );
+    let ready_task = crate::systemd::ready_when_answering(
+        cache.clone(),
+        format!(
+            "{}://{local}/",
+            if tls.is_some() { "https" } else { "http" }
+        ),
     );
     let mut rx = stop_rx.clone();
     let options = ServeOptions {
@@ -282,7 +269,7 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
     };
     let server = serve_with(
         listener,
-        app(AppState { store, cache }),
+        app(AppState { store, cache, pve }),
         options,
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -291,6 +278,7 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
     let signal = async {
         shutdown_signal().await;
         tracing::info!("shutting down");
+        crate::systemd::stopping();
         let _ = stop_tx.send(true);
     };
     let (served, ()) = tokio::join!(server, signal);
@@ -299,7 +287,7 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
         let _ = t.await;
     }
     cache_task.abort();
-    for t in [bootstrap_task, hup_task].into_iter().flatten() {
+    for t in [bootstrap_task, hup_task, ready_task].into_iter().flatten() {
         t.abort();
     }
     Ok(ExitCode::SUCCESS)

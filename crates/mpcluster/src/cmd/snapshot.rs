@@ -3,17 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
-
 use super::Failure;
-use super::source::SourceArgs;
-
-/// Arguments of `mpcluster snapshot`.
-#[derive(Debug, Args)]
-pub struct SnapshotArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-}
+pub use crate::cli::snapshot::SnapshotArgs;
 
 /// Run the command.
 pub async fn run(args: &SnapshotArgs) -> Result<ExitCode, Failure> {

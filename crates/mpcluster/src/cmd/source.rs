@@ -12,28 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use clap::Args;
 use mpcluster_core::snapshot::Snapshot;
 
-use super::store_args::StoreArgs;
-
-/// Where to read the cluster from.
-#[derive(Debug, Args)]
-pub struct SourceArgs {
-    /// Read a cluster snapshot file (`-` reads stdin) instead of a live cluster.
-    #[arg(long, value_name = "FILE", conflicts_with = "server")]
-    pub snapshot: Option<PathBuf>,
-    /// Ask a running `mpcluster serve` (e.g. http://127.0.0.1:8470).
-    #[arg(long, env = "MPCLUSTER_SERVER", value_name = "URL")]
-    pub server: Option<String>,
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// Staleness limit in seconds when reading the store directly (default 180).
-    #[arg(long, value_name = "SECONDS")]
-    pub stale_after: Option<u64>,
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
+pub use crate::cli::source::{ClientArgs, SourceArgs};
 
 impl SourceArgs {
     /// Load the snapshot.
@@ -45,12 +26,13 @@ impl SourceArgs {
             let client = self.client.client()?;
             return fetch_snapshot(url.clone(), client).await;
         }
-        let store = self.store.open().await?;
+        let (store, pve) = self.store.open_cluster().await?;
         let read = mpcluster_config::read_snapshot(
             store.as_ref(),
             mpcluster_config::unix_now(),
             self.stale_after,
             None,
+            pve.as_ref(),
         )
         .await
         .with_context(|| format!("cannot read the cluster from {}", store.describe()))?;
@@ -74,22 +56,6 @@ pub fn read_snapshot_file(path: &PathBuf) -> anyhow::Result<Snapshot> {
             .with_context(|| format!("cannot read snapshot {}", path.display()))?
     };
     Snapshot::from_json(&text).with_context(|| format!("snapshot {}", path.display()))
-}
-
-/// How to talk to a server: its API token and, for HTTPS, whom to trust.
-#[derive(Debug, Args)]
-pub struct ClientArgs {
-    /// --server: file holding the API token as `<id>:<secret>` (as `mpcluster token add`
-    /// prints it). Without it the environment variable MPCLUSTER_TOKEN is used.
-    #[arg(long, env = "MPCLUSTER_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// --server https://: trust server certificates signed by this CA (PEM).
-    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
-    pub ca: Option<PathBuf>,
-    /// --server https://: trust exactly the server certificate with this SHA-256 fingerprint
-    /// (64 hex digits, colons allowed; `mpcluster serve` prints it), e.g. a self-signed one.
-    #[arg(long, value_name = "SHA256HEX")]
-    pub fingerprint: Option<String>,
 }
 
 /// An HTTP client for one server: a ureq agent (rustls, ring) and the `Authorization` value.

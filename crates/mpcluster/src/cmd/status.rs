@@ -7,35 +7,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
 use mpcluster_core::status::{CheckLevel, assemble};
 use mpcluster_core::table::{self, TableOptions};
 
 use super::Failure;
-use super::source::SourceArgs;
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// A table for people.
-    Table,
-    /// The `{luns, nodes}` object as JSON.
-    Json,
-}
-
-/// Arguments of `mpcluster status`.
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Exit with a monitoring code: 0 optimal, 1 degraded/missing/node error, 2 failed,
-    /// 3 unknown or unreadable.
-    #[arg(long)]
-    pub check: bool,
-}
+pub use crate::cli::status::{Format, StatusArgs};
 
 /// Run the command.
 pub async fn run(args: &StatusArgs) -> Result<ExitCode, Failure> {

@@ -10,17 +10,22 @@
 //!
 //! Exit codes and conflict handling of the other subcommands: see [`super::config`] (retried
 //! once when the named storage itself was not changed meanwhile).
+//!
+//! In Proxmox mode (see [`super::store_args`]) `list` shows Proxmox's storage.cfg (SOURCE:
+//! the line of each storage) and every other subcommand is refused (exit 2) with a message
+//! pointing to `pvesm`: mpcluster follows that file and never edits it.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow};
-use clap::{Args, Subcommand};
 use mpcluster_config::storage::{add_storage, new_storage, remove_storage, update_in};
+use mpcluster_config::views::StorageList;
 use mpcluster_config::{EditError, Loaded, edit, load};
-use mpcluster_core::pve_import::{self, DEFAULT_STORAGE_CFG};
+use mpcluster_core::StorageId;
+use mpcluster_core::pve_import;
 use mpcluster_core::storage::{Storage, StorageConfig};
 use serde_json::{Value, json};
 
@@ -29,150 +34,10 @@ use super::config::{edit_retrying, failure, open, print_json, short};
 use super::status::Format;
 use super::store_args::StoreArgs;
 use super::wwid::print_rows;
+pub use crate::cli::storage::{AddKind, CommonArgs, ImportArgs, StorageArgs, StorageCommand};
 
 /// Largest storage.cfg read.
 const MAX_READ: u64 = 4 * 1024 * 1024;
-
-/// Arguments of `mpcluster storage`.
-#[derive(Debug, Args)]
-pub struct StorageArgs {
-    #[command(subcommand)]
-    pub command: StorageCommand,
-}
-
-/// `mpcluster storage` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum StorageCommand {
-    /// Add a storage.
-    Add(AddArgs),
-    /// Remove a storage (refused while LVM storages sit on it).
-    Remove(RemoveArgs),
-    /// List the storages.
-    List(ListArgs),
-    /// Change a storage: `mpcluster storage set ID [--nodes a,b] [--disable|--enable]
-    /// [--vgname VG] [--base STORAGE:WWID] [--delete nodes]`.
-    Set(SetArgs),
-    /// Import multipath and LVM storages from a Proxmox VE storage.cfg.
-    ImportPve(ImportArgs),
-}
-
-/// Arguments of `mpcluster storage add`.
-#[derive(Debug, Args)]
-pub struct AddArgs {
-    #[command(subcommand)]
-    pub kind: AddKind,
-}
-
-/// The type of storage to add.
-#[derive(Debug, Subcommand)]
-pub enum AddKind {
-    /// A multipath storage: `mpcluster storage add multipath ID [--nodes a,b] [--disable]`.
-    Multipath(AddMultipathArgs),
-    /// An LVM storage on a multipath LUN:
-    /// `mpcluster storage add lvm ID --vgname VG --base STORAGE:WWID [--nodes a,b] [--disable]`.
-    Lvm(AddLvmArgs),
-}
-
-/// Options every storage type has.
-#[derive(Debug, Args)]
-pub struct CommonArgs {
-    /// Nodes where the storage is available (comma-separated); default every node.
-    #[arg(long, value_name = "NODE,...")]
-    pub nodes: Option<String>,
-    /// Add it disabled (it counts nowhere).
-    #[arg(long)]
-    pub disable: bool,
-}
-
-/// Arguments of `mpcluster storage add multipath`.
-#[derive(Debug, Args)]
-pub struct AddMultipathArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Storage id.
-    pub id: String,
-    #[command(flatten)]
-    pub common: CommonArgs,
-}
-
-/// Arguments of `mpcluster storage add lvm`.
-#[derive(Debug, Args)]
-pub struct AddLvmArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Storage id.
-    pub id: String,
-    /// The volume group name.
-    #[arg(long, value_name = "VG")]
-    pub vgname: String,
-    /// The base volume: `<multipath-storage-id>:<wwid>`.
-    #[arg(long, value_name = "STORAGE:WWID")]
-    pub base: String,
-    #[command(flatten)]
-    pub common: CommonArgs,
-}
-
-/// Arguments of `mpcluster storage remove`.
-#[derive(Debug, Args)]
-pub struct RemoveArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Storage id.
-    pub id: String,
-}
-
-/// Arguments of `mpcluster storage list`.
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
-
-/// Arguments of `mpcluster storage set`.
-#[derive(Debug, Args)]
-pub struct SetArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Storage id.
-    pub id: String,
-    /// Nodes where the storage is available (comma-separated).
-    #[arg(long, value_name = "NODE,...")]
-    pub nodes: Option<String>,
-    /// Disable the storage.
-    #[arg(long, conflicts_with = "enable")]
-    pub disable: bool,
-    /// Enable the storage.
-    #[arg(long)]
-    pub enable: bool,
-    /// New volume group name (lvm).
-    #[arg(long, value_name = "VG")]
-    pub vgname: Option<String>,
-    /// New base volume (lvm): `<multipath-storage-id>:<wwid>`.
-    #[arg(long, value_name = "STORAGE:WWID")]
-    pub base: Option<String>,
-    /// Properties to clear (`nodes`, `disable`; repeat or separate with commas).
-    #[arg(long, value_name = "PROPERTY", value_delimiter = ',')]
-    pub delete: Vec<String>,
-}
-
-/// Arguments of `mpcluster storage import-pve`.
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// The Proxmox VE storage.cfg (`-` reads stdin).
-    #[arg(value_name = "FILE", default_value = DEFAULT_STORAGE_CFG)]
-    pub file: PathBuf,
-    /// Only print what would be added and skipped.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
 
 fn common_props(kind: &str, id: &str, common: &CommonArgs) -> BTreeMap<String, Value> {
     let mut props = BTreeMap::new();
@@ -200,6 +65,7 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
                     (&l.store, props)
                 }
             };
+            editable(store_args)?;
             let storage = new_storage(props)
                 .map_err(EditError::Invalid)
                 .map_err(failure)?;
@@ -219,6 +85,7 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
             );
         }
         StorageCommand::Set(a) => {
+            editable(&a.store)?;
             let mut props = BTreeMap::new();
             if let Some(n) = &a.nodes {
                 props.insert("nodes".to_owned(), json!(n));
@@ -250,6 +117,7 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
             );
         }
         StorageCommand::Remove(a) => {
+            editable(&a.store)?;
             let store = open(&a.store).await?;
             let scope = a.id.clone();
             let done = edit_retrying::<StorageConfig, _, _, _>(
@@ -266,8 +134,12 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
             );
         }
         StorageCommand::List(a) => {
-            let store = open(&a.store).await?;
-            let l = mpcluster_config::storage::list(store.as_ref(), None)
+            let (store, pve) = a
+                .store
+                .open_cluster()
+                .await
+                .map_err(|e| Failure::new(1, e))?;
+            let l = mpcluster_config::storage::list(store.as_ref(), pve.as_ref(), None)
                 .await
                 .map_err(failure)?;
             if a.format == Format::Json {
@@ -281,11 +153,22 @@ pub async fn run(args: &StorageArgs) -> Result<ExitCode, Failure> {
                 "STATE".to_owned(),
                 "VOLUME GROUP".to_owned(),
                 "BASE".to_owned(),
+                "USED BY".to_owned(),
+                "SOURCE".to_owned(),
             ]];
             for s in &l.storages {
-                rows.push(storage_row(s));
+                rows.push(storage_row(s, &l));
             }
             print_rows(&rows);
+            match &l.source.path {
+                Some(path) => println!(
+                    "source: {path} (Proxmox mode: read-only here; change storages with pvesm)"
+                ),
+                None => println!("source: the mpcluster storage document"),
+            }
+            for p in &l.source.problems {
+                println!("problem: {p}");
+            }
             println!("digest: {}", l.digest);
         }
         StorageCommand::ImportPve(a) => return import(a).await,
@@ -306,7 +189,30 @@ fn scope_of(cfg: &StorageConfig, id: &str) -> Vec<Storage> {
         .collect()
 }
 
-fn storage_row(s: &Storage) -> [String; 6] {
+/// Refuse every storage write in Proxmox mode, before anything else (exit 2, the pvesm
+/// message).
+fn editable(store: &StoreArgs) -> Result<(), Failure> {
+    let pve = store.pve_mode().map_err(|e| Failure::new(1, e))?;
+    mpcluster_config::storage::check_editable(pve.as_ref()).map_err(failure)
+}
+
+/// Where a listed storage comes from, for the table.
+fn source_of(id: &StorageId, l: &StorageList) -> String {
+    match (l.origins.get(id), &l.source.path) {
+        (Some(o), Some(path)) => {
+            let file = Path::new(path)
+                .file_name()
+                .map_or_else(|| path.clone(), |f| f.to_string_lossy().into_owned());
+            match &o.iscsi {
+                Some(iscsi) => format!("{file}:{} (iscsi {iscsi})", o.line),
+                None => format!("{file}:{}", o.line),
+            }
+        }
+        _ => "mpcluster".to_owned(),
+    }
+}
+
+fn storage_row(s: &Storage, l: &StorageList) -> [String; 8] {
     let (nodes, disable) = match s {
         Storage::Multipath(m) => (&m.nodes, m.disable),
         Storage::Lvm(l) => (&l.nodes, l.disable),
@@ -326,6 +232,16 @@ fn storage_row(s: &Storage) -> [String; 6] {
         if disable { "disabled" } else { "enabled" }.to_owned(),
         vg,
         base,
+        l.used_by.get(s.id()).map_or_else(
+            || "-".to_owned(),
+            |u| {
+                u.iter()
+                    .map(StorageId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        ),
+        source_of(s.id(), l),
     ]
 }
 
@@ -345,6 +261,8 @@ fn read_cfg(path: &PathBuf) -> anyhow::Result<String> {
 }
 
 async fn import(a: &ImportArgs) -> Result<ExitCode, Failure> {
+    // In Proxmox mode storage.cfg is read live: an imported copy would only drift.
+    editable(&a.store)?;
     let text = read_cfg(&a.file).map_err(|e| Failure::new(1, e))?;
     let store = open(&a.store).await?;
     let current: Loaded<StorageConfig> = load(store.as_ref()).await.map_err(failure)?;
@@ -355,7 +273,7 @@ async fn import(a: &ImportArgs) -> Result<ExitCode, Failure> {
         let merged = result.config.clone();
         // Guarded by the digest `merged` was computed from: never retried.
         let done = edit::<StorageConfig, (), _>(store.as_ref(), Some(current.digest), |cfg| {
-            *cfg = merged;
+            *cfg = merged.clone();
             Ok(())
         })
         .await

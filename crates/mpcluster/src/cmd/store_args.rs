@@ -1,53 +1,16 @@
 //! The `--store` option and its etcd TLS / authentication options, shared by every command that
-//! talks to the cluster store.
+//! talks to the cluster store, and Proxmox mode (`--membership`, `--pve-root`), resolved once
+//! per command with the store ([`StoreArgs::open_cluster`]).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Args;
-use mpcluster_store::{ClusterStore, EtcdAuth, EtcdTls, PasswordSource, StoreOptions, StoreSpec};
+use mpcluster_config::pve::{MembershipChoice, PveMode};
+use mpcluster_store::{ClusterStore, EtcdAuth, EtcdTls, PasswordSource, StoreOptions};
 
-/// Where the cluster store is.
-#[derive(Debug, Args, Clone)]
-pub struct StoreArgs {
-    /// The cluster store: `embedded[:DIR]` (single node; DIR defaults to /var/lib/mpcluster,
-    /// or $XDG_STATE_HOME/mpcluster when not root) or
-    /// `etcd://HOST:PORT[,HOST:PORT...][/CLUSTER]`.
-    #[arg(
-        long,
-        env = "MPCLUSTER_STORE",
-        default_value = "embedded",
-        value_name = "SPEC"
-    )]
-    pub store: StoreSpec,
-    /// etcd: CA certificate (PEM) to verify the etcd servers.
-    #[arg(long, env = "MPCLUSTER_ETCD_CA", value_name = "FILE")]
-    pub etcd_ca: Option<PathBuf>,
-    /// etcd: client certificate (PEM) for mutual TLS.
-    #[arg(
-        long,
-        env = "MPCLUSTER_ETCD_CERT",
-        value_name = "FILE",
-        requires = "etcd_key"
-    )]
-    pub etcd_cert: Option<PathBuf>,
-    /// etcd: client key (PEM) for mutual TLS.
-    #[arg(
-        long,
-        env = "MPCLUSTER_ETCD_KEY",
-        value_name = "FILE",
-        requires = "etcd_cert"
-    )]
-    pub etcd_key: Option<PathBuf>,
-    /// etcd: user name for authentication.
-    #[arg(long, env = "MPCLUSTER_ETCD_USER", value_name = "USER")]
-    pub etcd_user: Option<String>,
-    /// etcd: file holding the password (never pass a password on the command line; the
-    /// environment variable MPCLUSTER_ETCD_PASSWORD is read when no file is given).
-    #[arg(long, env = "MPCLUSTER_ETCD_PASSWORD_FILE", value_name = "FILE")]
-    pub etcd_password_file: Option<PathBuf>,
-}
+use super::agent_args::AgentArgs;
+use crate::cli::store_args::Membership;
+pub use crate::cli::store_args::StoreArgs;
 
 impl StoreArgs {
     /// The store options these arguments describe.
@@ -74,10 +37,63 @@ impl StoreArgs {
         options
     }
 
-    /// Open the store.
+    /// Open the store (in Proxmox mode with its membership from `.members`).
     pub async fn open(&self) -> anyhow::Result<Arc<dyn ClusterStore>> {
-        mpcluster_store::open(&self.store, &self.options())
-            .await
-            .with_context(|| format!("cannot open the cluster store {}", self.store))
+        Ok(self.open_cluster().await?.0)
     }
+
+    /// Proxmox mode or not, decided from `--membership`, `--pve-root` and `--store`
+    /// ([`PveMode::resolve`]).
+    pub fn pve_mode(&self) -> anyhow::Result<Option<PveMode>> {
+        let choice = match self.membership {
+            Membership::Auto => MembershipChoice::Auto,
+            Membership::Pve => MembershipChoice::Pve,
+            Membership::Store => MembershipChoice::Store,
+        };
+        Ok(PveMode::resolve(
+            choice,
+            self.pve_root.as_deref(),
+            &self.store,
+        )?)
+    }
+
+    /// Open the store and resolve Proxmox mode, once: in Proxmox mode the store's membership
+    /// is corosync's (`.members`), for every command alike.
+    pub async fn open_cluster(&self) -> anyhow::Result<(Arc<dyn ClusterStore>, Option<PveMode>)> {
+        let pve = self.pve_mode()?;
+        let options = self.options();
+        let store = mpcluster_store::open(&self.store, &options)
+            .await
+            .with_context(|| format!("cannot open the cluster store {}", self.store))?;
+        let store = match &pve {
+            Some(p) => p
+                .membership_store(store, &self.store, options.pve.poll_interval)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot take the membership of {} from {}",
+                        self.store,
+                        p.members_file().display()
+                    )
+                })?,
+            None => store,
+        };
+        Ok((store, pve))
+    }
+}
+
+/// The agent's options with, in Proxmox mode, the node name defaulting to corosync's name of
+/// this host (`.members`' `nodename`) instead of the host name; `--node` still wins.
+pub async fn agent_in_mode(agent: &AgentArgs, pve: Option<&PveMode>) -> anyhow::Result<AgentArgs> {
+    let mut agent = agent.clone();
+    if let (None, Some(p)) = (&agent.node, pve) {
+        let node = p.local_node().await.with_context(|| {
+            format!(
+                "cannot read this node's name from {}",
+                p.members_file().display()
+            )
+        })?;
+        agent.node = Some(node);
+    }
+    Ok(agent)
 }
