@@ -19,19 +19,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mpcluster_config::node_config::{NodeConfig, NodeConfigError, read_node_config};
-use mpcluster_core::Wwid;
 use mpcluster_core::config::{
     BASELINE_PATH, DocumentError, MultipathConfig, OVERRIDES_PATH, Overrides, RenderError,
     WWIDS_PATH, merge_wwids_file, render_baseline_keeping, render_overrides,
     wwids_file::listed_wwids,
 };
+use mpcluster_core::plan::{ApplyPlan, FileAction, FileChange, plan_maps};
+use mpcluster_core::{NodeName, Wwid};
 use mpcluster_store::{ClusterStore, StoreError};
 
 use crate::client::{ClientError, MultipathdClient};
+use crate::collect::CollectError;
 use crate::parser_check::{ParserCheck, ParserCheckError};
 
 /// Where the agent records the WWIDs it added to the wwids file (relative to the root).
 pub const STATE_PATH: &str = "var/lib/mpcluster/agent-wwids.json";
+
+/// Where the agent records the allow-list of its last successful apply (relative to the root):
+/// changes to those LUNs are what an admin asked for (see [`mpcluster_core::plan`]).
+pub const APPLIED_PATH: &str = "var/lib/mpcluster/agent-applied.json";
 
 /// Where multipath-tools' binary is looked for (relative to the root), to tell "not installed"
 /// apart from "not running".
@@ -46,6 +52,15 @@ pub enum ApplyError {
     /// A stored document does not validate (written by a newer or broken writer).
     #[error("the stored configuration is invalid")]
     Document(#[source] DocumentError),
+    /// The acceptance document cannot be read.
+    #[error("cannot read the apply acceptance")]
+    Acceptance(#[source] mpcluster_config::EditError),
+    /// multipathd's current maps cannot be listed, so what the apply would rename or drop is
+    /// unknown: nothing is applied.
+    #[error(
+        "cannot list multipathd's maps to work out what the apply would rename or drop (nothing was applied)"
+    )]
+    Maps(#[source] CollectError),
     /// Rendering refused a value (a defence in depth; validation should have caught it).
     #[error("cannot render the configuration")]
     Render(#[source] RenderError),
@@ -108,6 +123,9 @@ pub struct ApplyOutcome {
     pub changed: Vec<String>,
     /// Whether multipathd was told to reconfigure.
     pub reconfigured: bool,
+    /// Nothing was applied: the apply would rename or drop maps nobody asked for and waits
+    /// for an acceptance (the plan's summary). [`Applier::plan`] has the whole plan.
+    pub waiting: Option<String>,
 }
 
 /// Applies the cluster configuration under one root.
@@ -122,6 +140,11 @@ pub struct Applier {
     /// `None`: candidates are not checked (only where no `multipath` can run, e.g. the demo
     /// without multipath-tools; never the agent command).
     parser_check: Option<ParserCheck>,
+    /// The node applying (for its acceptance); `None` accepts only with the cluster's
+    /// always-accept setting.
+    node: Option<NodeName>,
+    /// What the next apply would change, as of the last attempt.
+    plan: Option<ApplyPlan>,
 }
 
 impl Applier {
@@ -134,7 +157,22 @@ impl Applier {
             root,
             reconfigure_timeout: Duration::from_secs(30),
             force_reconfigure: true,
+            node: None,
+            plan: None,
         }
+    }
+
+    /// Apply as `node` (its acceptance of a disruptive plan counts).
+    pub fn for_node(mut self, node: NodeName) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// What the next apply would change, as of the last attempt: the held plan while
+    /// waiting, the failed one after an error, an empty one after a successful apply; `None`
+    /// before the first attempt or when the attempt failed before planning.
+    pub fn plan(&self) -> Option<&ApplyPlan> {
+        self.plan.as_ref()
     }
 
     /// Check candidates with `check` instead (another `multipath`, another way to run it).
@@ -182,27 +220,86 @@ impl Applier {
         store: &dyn ClusterStore,
         client: &MultipathdClient,
     ) -> Result<ApplyOutcome, ApplyError> {
+        self.plan = None;
         let NodeConfig { config, overrides } =
             read_node_config(store).await.map_err(|e| match e {
                 NodeConfigError::Store(e) => ApplyError::Store(e),
                 NodeConfigError::Document(e) => ApplyError::Document(e),
             })?;
+        let acceptance = mpcluster_config::plan::acceptance(store)
+            .await
+            .map_err(ApplyError::Acceptance)?;
 
         let root = self.root.clone();
-        let candidate = blocking(move || write_candidate(&root, &config, &overrides)).await?;
+        let (cfg, ovr) = (config.clone(), overrides.clone());
+        let prepared = blocking(move || prepare(&root, &cfg, &ovr)).await?;
+
+        // What the apply would do to the maps there are now; held while it renames or drops
+        // maps nobody asked for and no admin accepted that.
+        let maps = crate::collect::current_maps(client)
+            .await
+            .map_err(ApplyError::Maps)?;
+        let (renames, dropped) = plan_maps(
+            &maps,
+            &config,
+            &overrides,
+            &prepared.foreign,
+            &prepared.applied_before,
+        );
+        let mut plan = ApplyPlan::new(
+            mpcluster_config::unix_now(),
+            renames,
+            dropped,
+            prepared.file_changes(),
+            prepared.wwids_added.clone(),
+            prepared.wwids_removed.clone(),
+        );
+        let accepted = match &self.node {
+            Some(node) => acceptance.accepts(node, &plan.digest),
+            None => acceptance.always,
+        };
+        plan.set_waiting(plan.needs_acceptance() && !accepted);
+        let waiting = plan
+            .waiting
+            .then(|| plan.summary.clone().unwrap_or_default());
+        self.plan = Some(plan);
+        if let Some(summary) = waiting {
+            return Ok(ApplyOutcome {
+                waiting: Some(summary),
+                ..ApplyOutcome::default()
+            });
+        }
+
+        let root = self.root.clone();
+        let candidate = blocking(move || write_candidate(&root, prepared)).await?;
         let mut outcome = ApplyOutcome {
             changed: candidate.changed_dropins.clone(),
-            reconfigured: false,
+            ..ApplyOutcome::default()
         };
         if candidate.wwids.is_some() {
             outcome.changed.push(WWIDS_PATH.to_owned());
         }
-
         if outcome.changed.is_empty() && !self.force_reconfigure {
-            if let Some(state) = candidate.state {
-                let state_path = self.path(STATE_PATH);
-                blocking(move || write_atomic(&state_path, state.as_bytes())).await?;
-            }
+            let (state_path, state) = (self.path(STATE_PATH), candidate.state);
+            let (applied_path, applied) = (self.path(APPLIED_PATH), candidate.applied);
+            blocking(move || {
+                if let Some(state) = state {
+                    write_atomic(&state_path, state.as_bytes())?;
+                }
+                if let Some(applied) = applied {
+                    write_atomic(&applied_path, applied.as_bytes())?;
+                }
+                Ok(())
+            })
+            .await?;
+            self.plan = Some(ApplyPlan::new(
+                mpcluster_config::unix_now(),
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+            ));
             return Ok(outcome);
         }
 
@@ -253,8 +350,21 @@ impl Applier {
             .await
             .map_err(ApplyError::Reconfigure)?;
         self.wait_idle(client).await?;
+        // Only now is the allow-list applied: changes to these LUNs are requested from here on.
+        if let Some(applied) = candidate.applied {
+            let applied_path = self.path(APPLIED_PATH);
+            blocking(move || write_atomic(&applied_path, applied.as_bytes())).await?;
+        }
         outcome.reconfigured = true;
         self.force_reconfigure = false;
+        self.plan = Some(ApplyPlan::new(
+            mpcluster_config::unix_now(),
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        ));
         Ok(outcome)
     }
 
@@ -291,6 +401,123 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApplyError::Task)?
 }
 
+/// What an apply would write, worked out without writing anything.
+struct Prepared {
+    /// The drop-ins that differ from what is on disk: (relative path, wanted content;
+    /// `None`: remove).
+    dropins: Vec<(&'static str, Option<String>)>,
+    /// The new wwids file, when it changes.
+    wwids: Option<String>,
+    /// WWIDs the new wwids file adds and removes.
+    wwids_added: Vec<Wwid>,
+    wwids_removed: Vec<Wwid>,
+    /// The new agent state, when it changes.
+    state: Option<String>,
+    /// The allow-list to record as applied once the apply succeeded, when it changes.
+    applied: Option<String>,
+    /// The allow-list of the last successful apply.
+    applied_before: BTreeSet<Wwid>,
+    /// wwids-file entries mpcluster did not add (kept as blacklist exceptions).
+    foreign: BTreeSet<Wwid>,
+}
+
+impl Prepared {
+    fn file_changes(&self) -> Vec<FileChange> {
+        let mut files: Vec<FileChange> = self
+            .dropins
+            .iter()
+            .map(|(rel, content)| FileChange {
+                path: format!("/{rel}"),
+                action: if content.is_some() {
+                    FileAction::Write
+                } else {
+                    FileAction::Remove
+                },
+            })
+            .collect();
+        if self.wwids.is_some() {
+            files.push(FileChange {
+                path: format!("/{WWIDS_PATH}"),
+                action: FileAction::Write,
+            });
+        }
+        files
+    }
+}
+
+/// Render the configuration and compare with what is on disk (reads only).
+fn prepare(
+    root: &Path,
+    config: &MultipathConfig,
+    overrides: &Overrides,
+) -> Result<Prepared, ApplyError> {
+    if !MULTIPATH_BINARIES.iter().any(|b| root.join(b).exists()) {
+        return Err(ApplyError::NotInstalled {
+            root: root.to_path_buf(),
+        });
+    }
+
+    // The wwids file first: it decides which foreign entries the baseline must keep.
+    let existing = read_optional(&root.join(WWIDS_PATH))?;
+    let ours_before = read_state(&root.join(STATE_PATH))?;
+    // Before this file existed (an older agent), what we had added is the best record of
+    // what was applied.
+    let applied_before = read_wwid_set(&root.join(APPLIED_PATH))?.unwrap_or(ours_before.clone());
+    let wanted = config.allow_list();
+    let merge = merge_wwids_file(&existing, &wanted, &ours_before);
+    let foreign: BTreeSet<Wwid> = listed_wwids(&existing)
+        .into_iter()
+        .filter_map(|w| Wwid::new(w).ok())
+        .filter(|w| !ours_before.contains(w) && !wanted.contains(w))
+        .collect();
+    let wwids = (merge.changed && !(existing.is_empty() && wanted.is_empty()))
+        .then(|| merge.content.clone());
+    let (mut wwids_added, mut wwids_removed) = (Vec::new(), Vec::new());
+    if let Some(new) = &wwids {
+        let (before, after) = (listed_wwids(&existing), listed_wwids(new));
+        wwids_added = after
+            .difference(&before)
+            .filter_map(|w| Wwid::new(*w).ok())
+            .collect();
+        wwids_removed = before
+            .difference(&after)
+            .filter_map(|w| Wwid::new(*w).ok())
+            .collect();
+    }
+
+    let baseline = render_baseline_keeping(config, &foreign).map_err(ApplyError::Render)?;
+    let overrides_text = render_overrides(overrides);
+    let mut dropins = Vec::new();
+    for (rel, content) in [(BASELINE_PATH, baseline), (OVERRIDES_PATH, overrides_text)] {
+        let current = match std::fs::read(root.join(rel)) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ApplyError::Io {
+                    action: "read",
+                    path: root.join(rel),
+                    source,
+                });
+            }
+        };
+        if current.as_deref() != content.as_deref().map(str::as_bytes) {
+            dropins.push((rel, content));
+        }
+    }
+    Ok(Prepared {
+        dropins,
+        wwids,
+        wwids_added,
+        wwids_removed,
+        state: (merge.added_by_us != ours_before)
+            .then(|| serde_json::to_string(&merge.added_by_us).unwrap_or_default()),
+        applied: (wanted != applied_before)
+            .then(|| serde_json::to_string(&wanted).unwrap_or_default()),
+        applied_before,
+        foreign,
+    })
+}
+
 /// The candidate configuration, its drop-ins written.
 struct Candidate {
     /// Drop-ins written or removed (relative to the root).
@@ -301,49 +528,23 @@ struct Candidate {
     wwids: Option<String>,
     /// The new agent state, when it changes.
     state: Option<String>,
+    /// The applied allow-list to record once multipathd took the configuration.
+    applied: Option<String>,
 }
 
-/// Render the configuration, write the drop-ins that changed (remembering what they held) and
-/// prepare the wwids file and the agent state. On a write failure the drop-ins already written
-/// are restored.
-fn write_candidate(
-    root: &Path,
-    config: &MultipathConfig,
-    overrides: &Overrides,
-) -> Result<Candidate, ApplyError> {
-    if !MULTIPATH_BINARIES.iter().any(|b| root.join(b).exists()) {
-        return Err(ApplyError::NotInstalled {
-            root: root.to_path_buf(),
-        });
-    }
-
-    // The wwids file first: it decides which foreign entries the baseline must keep.
-    let existing = read_optional(&root.join(WWIDS_PATH))?;
-    let ours_before = read_state(&root.join(STATE_PATH))?;
-    let wanted = config.allow_list();
-    let merge = merge_wwids_file(&existing, &wanted, &ours_before);
-    let foreign: BTreeSet<Wwid> = listed_wwids(&existing)
-        .into_iter()
-        .filter_map(|w| Wwid::new(w).ok())
-        .filter(|w| !ours_before.contains(w) && !wanted.contains(w))
-        .collect();
-
-    let baseline = render_baseline_keeping(config, &foreign).map_err(ApplyError::Render)?;
-    let overrides_text = render_overrides(overrides);
+/// Write the drop-ins that changed (remembering what they held). On a write failure the
+/// drop-ins already written are restored.
+fn write_candidate(root: &Path, prepared: Prepared) -> Result<Candidate, ApplyError> {
     let mut candidate = Candidate {
         changed_dropins: Vec::new(),
         previous: Vec::new(),
-        wwids: (merge.changed && !(existing.is_empty() && wanted.is_empty()))
-            .then(|| merge.content.clone()),
-        state: (merge.added_by_us != ours_before)
-            .then(|| serde_json::to_string(&merge.added_by_us).unwrap_or_default()),
+        wwids: prepared.wwids,
+        state: prepared.state,
+        applied: prepared.applied,
     };
-    for (rel, content) in [
-        (BASELINE_PATH, baseline.as_deref()),
-        (OVERRIDES_PATH, overrides_text.as_deref()),
-    ] {
+    for (rel, content) in prepared.dropins {
         let path = root.join(rel);
-        match sync_file(&path, content) {
+        match sync_file(&path, content.as_deref()) {
             Ok(Synced::Unchanged) => {}
             Ok(Synced::Changed { previous }) => {
                 candidate.changed_dropins.push(rel.to_owned());
@@ -394,6 +595,23 @@ fn read_optional(path: &Path) -> Result<String, ApplyError> {
             source,
         }),
     }
+}
+
+/// A recorded set of WWIDs; `None` when the file does not exist or cannot be read as one (a
+/// damaged record is not trusted).
+fn read_wwid_set(path: &Path) -> Result<Option<BTreeSet<Wwid>>, ApplyError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ApplyError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    Ok(serde_json::from_str(&text).ok())
 }
 
 fn read_state(path: &Path) -> Result<BTreeSet<Wwid>, ApplyError> {

@@ -70,6 +70,63 @@ pub async fn collect(
     finish(client, paths, parsed).await?.report(sysfs_root)
 }
 
+/// multipathd's current maps by name and WWID (for the apply plan): `show maps json`, or the
+/// raw maps format when this multipathd has no usable JSON. Entries with an invalid WWID are
+/// left out (they cannot be in any allow-list).
+pub async fn current_maps(
+    client: &MultipathdClient,
+) -> Result<Vec<mpcluster_core::plan::CurrentMap>, CollectError> {
+    let maps = match client.show_maps_json().await {
+        Ok(text) if text.trim().is_empty() => return Ok(Vec::new()),
+        Ok(text) => match parse_maps_json(text.as_bytes()) {
+            Ok(reply) => Some(reply.maps),
+            Err(e) if e.recovery() != Recovery::FallBackToRaw => {
+                return Err(CollectError::Parse {
+                    command: SHOW_MAPS_JSON,
+                    source: e,
+                });
+            }
+            Err(_) => None,
+        },
+        Err(ClientError::UnknownCommand { .. }) => None,
+        Err(source) => {
+            return Err(CollectError::Client {
+                command: SHOW_MAPS_JSON,
+                source,
+            });
+        }
+    };
+    let maps = match maps {
+        Some(maps) => maps,
+        None => {
+            let raw = client
+                .show_maps_raw(multipathd::MAPS_RAW_FORMAT)
+                .await
+                .map_err(|source| CollectError::Client {
+                    command: SHOW_MAPS_RAW,
+                    source,
+                })?;
+            if raw.trim().is_empty() {
+                return Ok(Vec::new());
+            }
+            let parsed = parse_maps_raw(raw.as_bytes()).map_err(|source| CollectError::Parse {
+                command: SHOW_MAPS_RAW,
+                source,
+            })?;
+            multipathd::MapsReply::from_raw(parsed, &RawPaths::default()).maps
+        }
+    };
+    Ok(maps
+        .into_iter()
+        .filter_map(|m| {
+            Some(mpcluster_core::plan::CurrentMap {
+                wwid: mpcluster_core::Wwid::new(m.wwid).ok()?,
+                name: m.name,
+            })
+        })
+        .collect())
+}
+
 /// multipathd's maps: the JSON reply parsed (its text already dropped), or the raw-format
 /// reply (the fallback) as text.
 #[derive(Debug)]

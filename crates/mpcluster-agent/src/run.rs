@@ -14,13 +14,14 @@ use std::time::Duration;
 use mpcluster_config::unix_now;
 use mpcluster_core::broadcast::MapSummary;
 use mpcluster_core::payload::{BroadcastPolicy, Decision, DetailPolicy};
+use mpcluster_core::plan::ApplyPlan;
 use mpcluster_core::snapshot::{PublishError, doc_names, kv_keys};
 use mpcluster_core::{MapState, NodeName, Wwid, error_chain as chain};
 use mpcluster_store::{ClusterStore, MembershipHandle, StoreError, StoreEvent};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::apply::Applier;
+use crate::apply::{Applier, ApplyOutcome};
 use crate::client::MultipathdClient;
 use crate::collect::{CollectError, Collected, Collector};
 
@@ -198,6 +199,32 @@ impl ApplyReporter {
     }
 }
 
+/// Publishes what the next apply would change as `multipath-plan`, when it changed (its time
+/// aside).
+struct PlanReporter {
+    node: NodeName,
+    /// The plan last published, its time zeroed.
+    last: Option<ApplyPlan>,
+}
+
+impl PlanReporter {
+    async fn report(&mut self, store: &dyn ClusterStore, plan: Option<&ApplyPlan>) {
+        let Some(plan) = plan else { return };
+        let mut key = plan.clone();
+        key.time = 0;
+        if self.last.as_ref() == Some(&key) {
+            return;
+        }
+        match store
+            .put(kv_keys::PLAN, &self.node, Some(&plan.encode()))
+            .await
+        {
+            Ok(()) => self.last = Some(key),
+            Err(e) => tracing::warn!(error = %chain(&e), "cannot publish the apply plan"),
+        }
+    }
+}
+
 /// Join the cluster (retrying while the store is unavailable, until `shutdown`).
 async fn join_with_retry(
     store: &dyn ClusterStore,
@@ -297,7 +324,7 @@ pub async fn run_reporting(
     let mut collector = Collector::new(client.clone(), config.sysfs_root.clone(), config.refresh);
     let mut events = store.subscribe().await;
     let mut applier = config.apply_root.clone().map(|root| {
-        let applier = Applier::new(root);
+        let applier = Applier::new(root).for_node(config.node.clone());
         if config.parser_check {
             applier
         } else {
@@ -308,7 +335,12 @@ pub async fn run_reporting(
         node: config.node.clone(),
         last: Some(String::new()),
     };
-    // Apply at start, then on every configuration change, and retry while failing.
+    let mut plan_reporter = PlanReporter {
+        node: config.node.clone(),
+        last: None,
+    };
+    // Apply at start, then on every configuration change, and retry while failing or
+    // waiting for an acceptance (the maps may change meanwhile).
     let mut apply_due = applier.is_some();
     let mut apply_retry = tokio::time::interval(config.apply_retry);
     apply_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -320,7 +352,7 @@ pub async fn run_reporting(
             _ = interval.tick() => true,
             ev = events.recv(), if applier.is_some() => {
                 match ev {
-                    Some(StoreEvent::Document { name }) if [doc_names::CONFIG, doc_names::OVERRIDES, doc_names::STORAGE].contains(&name.as_str()) => apply_due = true,
+                    Some(StoreEvent::Document { name }) if [doc_names::CONFIG, doc_names::OVERRIDES, doc_names::STORAGE, doc_names::ACCEPT].contains(&name.as_str()) => apply_due = true,
                     Some(StoreEvent::Resync) => apply_due = true,
                     _ => {}
                 }
@@ -330,7 +362,20 @@ pub async fn run_reporting(
         };
         if apply_due && let Some(applier) = applier.as_mut() {
             apply_due = false;
-            match applier.apply(store.as_ref(), &client).await {
+            let result = applier.apply(store.as_ref(), &client).await;
+            plan_reporter.report(store.as_ref(), applier.plan()).await;
+            match result {
+                Ok(ApplyOutcome {
+                    waiting: Some(summary),
+                    ..
+                }) => {
+                    if !apply_failing {
+                        tracing::warn!(plan = %summary, "the apply waits for an acceptance: mpcluster config accept --node {}", config.node);
+                    }
+                    // Not a failure (nothing was tried), but look again: maps come and go.
+                    apply_failing = true;
+                    apply_reporter.report(store.as_ref(), None).await;
+                }
                 Ok(outcome) => {
                     if !outcome.changed.is_empty() || outcome.reconfigured {
                         tracing::info!(changed = ?outcome.changed, reconfigured = outcome.reconfigured, "configuration applied");

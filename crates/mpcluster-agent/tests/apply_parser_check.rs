@@ -92,6 +92,11 @@ async fn env() -> Env {
     let fake = FakeMultipathd::start(dir.path().join("mpd.sock")).unwrap();
     fake.set_reply("reconfigure", "ok\n");
     fake.set_reply("show daemon", "pid 1 idle\n");
+    // No maps (the real 0.9.4 reply): the apply plan renames and drops nothing.
+    fake.set_reply(
+        mpcluster_core::multipathd::SHOW_MAPS_JSON,
+        include_str!("fixtures/no-maps-show-maps-json.json"),
+    );
     let client = MultipathdClient::new(fake.socket_spec(), Duration::from_secs(2));
     Env {
         _dir: dir,

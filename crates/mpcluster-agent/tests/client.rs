@@ -530,3 +530,41 @@ async fn fake_speaks_the_wire_protocol() {
         Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset),
     }
 }
+
+/// The apply plan's view of the maps: names and WWIDs from the real 0.9.4 reply (user friendly
+/// names `mpatha`/`mpathb`), an empty list from the real no-maps reply, and the raw format
+/// when the JSON is not understood.
+#[tokio::test]
+async fn current_maps_from_real_replies() {
+    use mpcluster_agent::collect::current_maps;
+    let env = start();
+    env.fake
+        .set_reply("show maps json", fixture("healthy-show-maps-json.json"));
+    let maps = current_maps(&env.client).await.unwrap();
+    let named: Vec<(&str, &str)> = maps
+        .iter()
+        .map(|m| (m.name.as_str(), m.wwid.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("mpatha", "1Linux_scsi_debug_2000"),
+            ("mpathb", "1Linux_scsi_debug_2001")
+        ]
+    );
+    env.fake
+        .set_reply("show maps json", fixture("no-maps-show-maps-json.json"));
+    assert!(current_maps(&env.client).await.unwrap().is_empty());
+    // A multipathd without `show maps json`: the raw maps format, with our own format string.
+    env.fake.remove_reply("show maps json");
+    env.fake.set_reply(
+        format!(
+            "show maps raw format \"{}\"",
+            mpcluster_core::multipathd::MAPS_RAW_FORMAT
+        ),
+        "1Linux_scsi_debug_2000|dm-0|active|3|5 chk|immediate|rw|1 queue_if_no_path|1 alua|0|0|mpatha\n",
+    );
+    let maps = current_maps(&env.client).await.unwrap();
+    assert_eq!(maps.len(), 1, "{maps:?}");
+    assert_eq!(maps[0].name, "mpatha");
+}

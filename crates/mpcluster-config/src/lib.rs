@@ -26,6 +26,7 @@
 //! - [`views`]: what clients see (the API's response data and the CLI's JSON output).
 //! - [`snapshot`]: [`read_snapshot`], everything the status needs, from any store.
 //! - [`nodes`]: [`nodes::remove_node`], forgetting a departed node.
+//! - [`plan`]: the nodes' apply plans and their acceptance (`config plan`, `config accept`).
 //! - [`node_config`]: the documents a node applies, parsed for the agent.
 //! - [`pve`]: Proxmox mode ([`pve::PveMode`]): membership from corosync, storages from
 //!   storage.cfg (followed, never edited).
@@ -41,6 +42,7 @@ pub mod form;
 pub mod node_config;
 pub mod nodes;
 pub mod overrides;
+pub mod plan;
 pub mod pve;
 pub mod snapshot;
 pub mod storage;

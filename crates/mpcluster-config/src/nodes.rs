@@ -96,6 +96,11 @@ pub async fn remove_node(
     if !store.forget_node(node).await.map_err(store_err)? {
         return Err(RemoveNodeError::Unknown { node: node.clone() });
     }
+    // Its acceptance of an apply plan goes with it (a node that rejoins under the same name
+    // must be accepted again).
+    if let Err(e) = crate::plan::forget_acceptance(store, node).await {
+        tracing::warn!(node = %node, error = %mpcluster_core::error_chain(&e), "cannot forget the node's apply acceptance");
+    }
     Ok(Removed {
         node: node.clone(),
         was_online: online.is_some(),

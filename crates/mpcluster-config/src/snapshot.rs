@@ -71,6 +71,7 @@ pub async fn read_snapshot(
     let multipath = store.get_all(kv_keys::HEALTH).await?;
     let multipath_apply = store.get_all(kv_keys::APPLY).await?;
     let multipath_collect = store.get_all(kv_keys::COLLECT).await?;
+    let multipath_plan = store.get_all(kv_keys::PLAN).await?;
     let config_doc = store.read_doc(doc_names::CONFIG).await?;
     let mut notes = Vec::new();
     let storage = match pve {
@@ -114,6 +115,7 @@ pub async fn read_snapshot(
                 multipath,
                 multipath_apply,
                 multipath_collect,
+                multipath_plan,
             },
             expectations,
             publish_errors: Default::default(),

@@ -21,6 +21,7 @@ pub mod digest;
 pub mod ids;
 pub mod multipathd;
 pub mod payload;
+pub mod plan;
 pub mod pve_import;
 pub mod rollup;
 #[cfg(feature = "schema")]

@@ -9,7 +9,8 @@
 //!   "config": { "wwids": ["<wwid>"], "aliases": { "<wwid>": "<alias>" } },
 //!   "members": { "<node>": { "online": true } },
 //!   "kv": { "multipath": { "<node>": "<raw broadcast>" },
-//!           "multipath-apply": { "<node>": "<raw>" }, "multipath-collect": { "<node>": "<raw>" } },
+//!           "multipath-apply": { "<node>": "<raw>" }, "multipath-collect": { "<node>": "<raw>" },
+//!           "multipath-plan": { "<node>": "<raw>" } },
 //!   "expectations": { "nodes": { "<node>": 1 }, "wwid-nodes": { "<wwid>": { "<node>": 1 } },
 //!                     "consumers": { "<wwid>": "<storage-id>" } },
 //!   "publish-errors": { "<node>": { "error": "<text>", "since": 1767225590 } } }
@@ -42,6 +43,8 @@ pub mod kv_keys {
     pub const COLLECT: &str = "multipath-collect";
     /// Per-node per-path detail for the node view.
     pub const DETAIL: &str = "multipath-detail";
+    /// Per-node apply plan: what the next apply would change ([`crate::plan::ApplyPlan`]).
+    pub const PLAN: &str = "multipath-plan";
 }
 
 /// The cluster store documents mpcluster keeps (digest-guarded, cluster-wide).
@@ -54,6 +57,8 @@ pub mod doc_names {
     pub const STORAGE: &str = "storage";
     /// API tokens.
     pub const TOKENS: &str = "tokens";
+    /// Acceptance of applies that rename or drop maps ([`crate::plan::Acceptance`]).
+    pub const ACCEPT: &str = "multipath-accept";
 }
 
 /// A cluster snapshot.
@@ -138,6 +143,13 @@ pub struct KvSnapshot {
     /// Collection failures.
     #[serde(rename = "multipath-collect", default)]
     pub multipath_collect: BTreeMap<NodeName, String>,
+    /// Apply plans ([`crate::plan::ApplyPlan`]); absent in snapshots of older builds.
+    #[serde(
+        rename = "multipath-plan",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub multipath_plan: BTreeMap<NodeName, String>,
 }
 
 /// A snapshot that cannot be read, with the JSON path of the problem.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::broadcast::{self, MapSummary, unix_time};
 use crate::ids::{NodeName, Wwid};
+use crate::plan::ApplyPlan;
 use crate::rollup::{LunStatus, RollupInput, aggregate};
 use crate::snapshot::Snapshot;
 use crate::state::MapState;
@@ -72,6 +73,21 @@ pub struct NodeIssues {
     )]
     #[cfg_attr(feature = "schema", schema(value_type = Option<i64>))]
     pub apply_time: Option<Option<i64>>,
+    /// The node holds its next apply because it would rename or drop maps, until an admin
+    /// accepts it ("apply waiting: would rename mpatha -> 3600...; accept with ...").
+    #[serde(
+        rename = "apply-waiting",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub apply_waiting: Option<String>,
+    /// The node's published apply plan cannot be read (a newer or broken writer).
+    #[serde(
+        rename = "plan-error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub plan_error: Option<String>,
     /// The node could not collect its multipath state.
     #[serde(
         rename = "collect-error",
@@ -361,6 +377,29 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
             let issues = nodes.entry(node.clone()).or_default();
             issues.apply_error = Some(error);
             issues.apply_time = Some(time);
+        }
+    }
+    for (node, raw) in &snap.kv.multipath_plan {
+        if !standalone && !member_online(node) {
+            continue;
+        }
+        match ApplyPlan::decode(raw) {
+            Ok(plan) if plan.waiting => {
+                let summary = plan
+                    .summary
+                    .unwrap_or_else(|| "apply waiting for an acceptance".to_owned());
+                let summary: String = summary.chars().take(ERROR_TEXT_MAX_LEN).collect();
+                nodes.entry(node.clone()).or_default().apply_waiting = Some(format!(
+                    "{summary}; see `mpcluster config plan --node {node}`, accept with \
+                     `mpcluster config accept --node {node}`"
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                notes.push(format!("node {node}: apply plan ignored: {e}"));
+                nodes.entry(node.clone()).or_default().plan_error =
+                    Some(format!("apply plan unreadable: {e}"));
+            }
         }
     }
     for (node, error) in broadcast_errors {

@@ -119,6 +119,7 @@ pub fn synthetic_snapshot(spec: SyntheticSpec) -> Snapshot {
             multipath,
             multipath_apply: BTreeMap::new(),
             multipath_collect: BTreeMap::new(),
+            multipath_plan: BTreeMap::new(),
         },
         expectations: Expectations {
             nodes: nodes.iter().cloned().collect(),

@@ -183,6 +183,12 @@ pub fn render(status: &Status, opts: TableOptions) -> String {
             if let Some(e) = &issues.broadcast_error {
                 let _ = writeln!(out, "  {node}: {}", terminal_safe(e));
             }
+            for text in [&issues.apply_waiting, &issues.plan_error]
+                .into_iter()
+                .flatten()
+            {
+                let _ = writeln!(out, "  {node}: {}", terminal_safe(text));
+            }
             if let Some(e) = &issues.publish_error {
                 let since = issues.publish_time.map(Some);
                 let _ = writeln!(

@@ -88,6 +88,7 @@ prop_compose! {
                 multipath: multipath.into_iter().map(|(n, b)| (node(n), b)).collect(),
                 multipath_apply: apply.into_iter().map(|(n, b)| (node(n), b)).collect(),
                 multipath_collect: BTreeMap::new(),
+                multipath_plan: BTreeMap::new(),
             },
             expectations: Expectations {
                 nodes: exp_nodes,

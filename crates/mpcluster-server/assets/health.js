@@ -142,6 +142,8 @@ function ingest(status, overview, stale) {
     if (i['broadcast-error']) lines.push(str(i['broadcast-error']));
     if (i['publish-error']) lines.push(`publish error${i['publish-time'] ? ` (since ${fmtTime(i['publish-time'])})` : ''}: ${str(i['publish-error'])}`);
     if (i['apply-error']) lines.push(`apply error${i['apply-time'] ? ` (${fmtTime(i['apply-time'])})` : ''}: ${str(i['apply-error'])}`);
+    if (i['apply-waiting']) lines.push(str(i['apply-waiting']));
+    if (i['plan-error']) lines.push(str(i['plan-error']));
     if (i['collect-error']) lines.push(`collect error${i['collect-time'] ? ` (${fmtTime(i['collect-time'])})` : ''}: ${str(i['collect-error'])}`);
     info.set(name, { offline, lines, sig: `${offline}\u0001${lines.join('\u0001')}` });
   }
@@ -589,6 +591,14 @@ function syncBanners() {
       errs.push(h('li', { dataset: { node, kind: what } },
         h('strong', { text: node }), ` — ${what} failed`,
         i[tk] ? ` at ${fmtTime(i[tk])}` : '', ': ', h('span', { class: 'msg', text: str(i[ek]) })));
+    }
+  }
+  for (const [node, i] of issues) {
+    if (!i || typeof i !== 'object') continue;
+    for (const [what, k] of [['apply-waiting', 'apply-waiting'], ['plan', 'plan-error']]) {
+      if (!i[k]) continue;
+      errs.push(h('li', { dataset: { node, kind: what } },
+        h('strong', { text: node }), ' — ', h('span', { class: 'msg', text: str(i[k]) })));
     }
   }
   for (const [node, i] of issues) {

@@ -71,6 +71,8 @@ function mountList(main, gen) {
         if (n['broadcast-error']) problems.push(str(n['broadcast-error']));
         if (n['publish-error']) problems.push(`publish failed${n['publish-time'] ? ` since ${fmtTime(n['publish-time'])}` : ''}: ${str(n['publish-error'])}`);
         if (n['apply-error']) problems.push(`apply failed${n['apply-time'] ? ` at ${fmtTime(n['apply-time'])}` : ''}: ${str(n['apply-error'])}`);
+        if (n['apply-waiting']) problems.push(str(n['apply-waiting']));
+        if (n['plan-error']) problems.push(str(n['plan-error']));
         if (n['collect-error']) problems.push(`collect failed${n['collect-time'] ? ` at ${fmtTime(n['collect-time'])}` : ''}: ${str(n['collect-error'])}`);
         return h('tr', { dataset: { node: n.node }, class: n.online ? '' : 'offline' },
           h('th', { scope: 'row' }, h('a', { href: `#/node/${encodeURIComponent(n.node)}`, text: n.node })),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post, put};
 use mpcluster_store::ClusterStore;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
@@ -81,6 +81,18 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api2/json/cluster/multipath/config",
             get(routes::config::get).put(routes::config::put),
+        )
+        .route(
+            "/api2/json/cluster/multipath/config/plan",
+            get(routes::plan::list),
+        )
+        .route(
+            "/api2/json/cluster/multipath/config/plan/{node}/accept",
+            post(routes::plan::accept),
+        )
+        .route(
+            "/api2/json/cluster/multipath/config/accept",
+            put(routes::plan::put_policy),
         )
         .route(
             "/api2/json/cluster/multipath/wwids",

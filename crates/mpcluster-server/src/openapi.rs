@@ -32,6 +32,9 @@ use crate::routes;
         routes::nodes::node_disks,
         routes::config::get,
         routes::config::put,
+        routes::plan::list,
+        routes::plan::accept,
+        routes::plan::put_policy,
         routes::wwids::list,
         routes::wwids::add,
         routes::wwids::get,
@@ -52,6 +55,7 @@ pub struct ApiDoc;
 
 /// Request bodies whose unknown properties are refused.
 const CLOSED_BODIES: &[&str] = &[
+    "AcceptPolicy",
     "OverridesUpdate",
     "RemovalBody",
     "StorageCreate",

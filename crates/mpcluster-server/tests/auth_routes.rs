@@ -27,7 +27,8 @@ use utoipa::OpenApi as _;
 
 const W1: &str = "3600a098038303053453f463045727a01";
 const W2: &str = "3600a098038303053453f463045727a02";
-const DOCS: [&str; 4] = [
+const DOCS: [&str; 5] = [
+    doc_names::ACCEPT,
     doc_names::CONFIG,
     doc_names::OVERRIDES,
     doc_names::STORAGE,
@@ -160,6 +161,8 @@ fn write_body(method: &str, path: &str) -> Option<Value> {
             Some(json!({"type": "multipath", "id": "mp2", "nodes": "n1"}))
         }
         ("PUT", "/api2/json/storage/{id}") => Some(json!({"disable": true})),
+        ("POST", "/api2/json/cluster/multipath/config/plan/{node}/accept") => None,
+        ("PUT", "/api2/json/cluster/multipath/config/accept") => Some(json!({"always": false})),
         ("DELETE", _) => None,
         _ => panic!("no request body for {method} {path}: add one to write_body()"),
     }
@@ -219,6 +222,29 @@ async fn every_route_needs_a_token_with_the_right_privilege() {
             kv_keys::DETAIL,
             &NodeName::new("n1").unwrap(),
             Some(r#"{"time": 1, "maps": [], "errors": []}"#),
+        )
+        .await
+        .unwrap();
+    // ... and a plan of n1 that waits for an acceptance.
+    let mut plan = mpcluster_core::plan::ApplyPlan::new(
+        1,
+        vec![mpcluster_core::plan::Rename {
+            wwid: mpcluster_core::Wwid::new(W1).unwrap(),
+            from: "mpatha".into(),
+            to: W1.into(),
+            requested: false,
+        }],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    plan.set_waiting(true);
+    e.store
+        .put(
+            kv_keys::PLAN,
+            &NodeName::new("n1").unwrap(),
+            Some(&plan.encode()),
         )
         .await
         .unwrap();

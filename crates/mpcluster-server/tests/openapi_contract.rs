@@ -424,6 +424,33 @@ async fn seed(store: &dyn ClusterStore) {
         .put(kv_keys::DETAIL, &node("n1"), Some(&detail.to_string()))
         .await
         .unwrap();
+    // n1's next apply would rename a map nobody asked for: it waits; n3's changes nothing.
+    let mut waiting = mpcluster_core::plan::ApplyPlan::new(
+        now,
+        vec![mpcluster_core::plan::Rename {
+            wwid: mpcluster_core::Wwid::new(W2).unwrap(),
+            from: "mpatha".into(),
+            to: W2.into(),
+            requested: false,
+        }],
+        vec![],
+        vec![mpcluster_core::plan::FileChange {
+            path: "/etc/multipath/conf.d/mpcluster.conf".into(),
+            action: mpcluster_core::plan::FileAction::Write,
+        }],
+        vec![mpcluster_core::Wwid::new(W2).unwrap()],
+        vec![],
+    );
+    waiting.set_waiting(true);
+    store
+        .put(kv_keys::PLAN, &node("n1"), Some(&waiting.encode()))
+        .await
+        .unwrap();
+    let nothing = mpcluster_core::plan::ApplyPlan::new(now, vec![], vec![], vec![], vec![], vec![]);
+    store
+        .put(kv_keys::PLAN, &node("n3"), Some(&nothing.encode()))
+        .await
+        .unwrap();
 }
 
 const STATUS: &str = "/api2/json/cluster/multipath/status";
@@ -437,6 +464,9 @@ const WWID: &str = "/api2/json/cluster/multipath/wwids/{wwid}";
 const OVERRIDES: &str = "/api2/json/cluster/multipath/overrides";
 const STORAGES: &str = "/api2/json/storage";
 const STORAGE: &str = "/api2/json/storage/{id}";
+const PLAN: &str = "/api2/json/cluster/multipath/config/plan";
+const ACCEPT: &str = "/api2/json/cluster/multipath/config/plan/{node}/accept";
+const POLICY: &str = "/api2/json/cluster/multipath/config/accept";
 const HEALTH: &str = "/health";
 
 /// The cases of each route that need its own data, in the order they run (writes change the
@@ -447,6 +477,7 @@ fn specific_cases() -> Vec<Case> {
     let wwid = |w: &str| format!("{WWIDS}/{w}");
     let storage = |s: &str| format!("{STORAGES}/{s}");
     let node = |n: &str| format!("{NODES}/{n}");
+    let accept = |n: &str| format!("{PLAN}/{n}/accept");
     vec![
         case("GET", HEALTH, HEALTH, 200).by(Who::Nobody),
         case("GET", STATUS, STATUS, 200),
@@ -463,6 +494,19 @@ fn specific_cases() -> Vec<Case> {
         case("PUT", CONFIG, CONFIG, 400).raw(b"{"),
         case("PUT", CONFIG, CONFIG, 400).body(json!({"digest": 5, "delete": {"a": 1}})),
         case("PUT", CONFIG, CONFIG, 409).body(json!({"polling-interval": 6, "digest": stale})),
+        // apply plans and their acceptance
+        case("GET", PLAN, PLAN, 200),
+        case("GET", PLAN, format!("{PLAN}?node=n1"), 200),
+        case("GET", PLAN, format!("{PLAN}?node=n9"), 200),
+        case("GET", PLAN, format!("{PLAN}?node=bad%20name"), 400),
+        case("POST", ACCEPT, accept("n1"), 200),
+        case("POST", ACCEPT, accept("n3"), 400),
+        case("POST", ACCEPT, accept("n9"), 404),
+        case("POST", ACCEPT, accept("bad%20name"), 400),
+        case("PUT", POLICY, POLICY, 200).body(json!({"always": true})),
+        case("PUT", POLICY, POLICY, 200).body(json!({"always": "0"})),
+        case("PUT", POLICY, POLICY, 400).body(json!({"always": "maybe"})),
+        case("PUT", POLICY, POLICY, 400).body(json!({"always": true, "x": 1})),
         // the allow-list
         case("GET", WWIDS, WWIDS, 200),
         case("POST", WWIDS, WWIDS, 200)
@@ -541,14 +585,15 @@ fn generic(method: &'static str, route: &'static str) -> Case {
         ("PUT", OVERRIDES) => c.body(json!({"content": ""})),
         ("POST", STORAGES) => c.body(json!({"type": "multipath", "id": "mp4"})),
         ("PUT", STORAGE) => c.body(json!({"disable": true})),
+        ("PUT", POLICY) => c.body(json!({"always": false})),
         _ => c,
     }
 }
 
 fn route_of(doc_route: &str) -> &'static str {
     [
-        STATUS, SNAPSHOT, NODES, NODE, DISKS, CONFIG, WWIDS, WWID, OVERRIDES, STORAGES, STORAGE,
-        HEALTH,
+        STATUS, SNAPSHOT, NODES, NODE, DISKS, CONFIG, PLAN, ACCEPT, POLICY, WWIDS, WWID, OVERRIDES,
+        STORAGES, STORAGE, HEALTH,
     ]
     .into_iter()
     .find(|r| *r == doc_route)
@@ -655,6 +700,7 @@ async fn every_route_answers_as_its_schema_says() {
         (doc_names::CONFIG, CONFIG),
         (doc_names::OVERRIDES, OVERRIDES),
         (doc_names::STORAGE, STORAGES),
+        (doc_names::ACCEPT, PLAN),
     ] {
         let good = e.switch.inner.read_doc(doc).await.unwrap();
         e.switch

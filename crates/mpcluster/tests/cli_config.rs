@@ -446,3 +446,119 @@ fn unusable_store_exits_1() {
     assert!(e.contains("cannot be read"), "{e}");
     assert_eq!(doc(d, doc_names::CONFIG).unwrap(), "{not json");
 }
+
+/// Publish `plan` as `node`'s apply plan in the embedded store in `dir` (what its agent does).
+fn publish_plan(dir: &Path, node: &str, plan: &mpcluster_core::plan::ApplyPlan) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = mpcluster_store::embedded::EmbeddedStore::open(
+            dir,
+            mpcluster_store::EmbeddedOptions::default(),
+        )
+        .await
+        .unwrap();
+        mpcluster_store::ClusterStore::put(
+            &store,
+            mpcluster_core::snapshot::kv_keys::PLAN,
+            &mpcluster_core::NodeName::new(node).unwrap(),
+            Some(&plan.encode()),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn config_plan_shows_renames_and_accept_lets_them_go() {
+    use mpcluster_core::Wwid;
+    use mpcluster_core::plan::{ApplyPlan, Dropped, FileAction, FileChange, Rename};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(ok(d, &["config", "plan"]).contains("no node has published an apply plan"));
+
+    let mut plan = ApplyPlan::new(
+        1_767_225_600,
+        vec![Rename {
+            wwid: Wwid::new(W1).unwrap(),
+            from: "mpatha".into(),
+            to: W1.into(),
+            requested: false,
+        }],
+        vec![Dropped {
+            wwid: Wwid::new(W2).unwrap(),
+            name: "mpathb".into(),
+            reason: "not in the cluster's WWID allow-list (blacklisted)".into(),
+            requested: false,
+        }],
+        vec![FileChange {
+            path: "/etc/multipath/conf.d/mpcluster.conf".into(),
+            action: FileAction::Write,
+        }],
+        vec![Wwid::new(W1).unwrap()],
+        vec![],
+    );
+    plan.set_waiting(true);
+    publish_plan(d, "pve1", &plan);
+    publish_plan(
+        d,
+        "pve2",
+        &ApplyPlan::new(1_767_225_600, vec![], vec![], vec![], vec![], vec![]),
+    );
+
+    let out = ok(d, &["config", "plan"]);
+    assert!(
+        out.contains("pve1 (planned 2026-01-01 00:00:00 UTC): WAITING for an acceptance: mpcluster config accept --node pve1"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "rename  /dev/mapper/mpatha -> /dev/mapper/{W1}  (not asked for)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("drop    /dev/mapper/mpathb ({W2})")),
+        "{out}"
+    );
+    assert!(
+        out.contains("write   /etc/multipath/conf.d/mpcluster.conf"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("wwids   + {W1}")), "{out}");
+    assert!(
+        out.contains("pve2 (planned 2026-01-01 00:00:00 UTC): nothing to change"),
+        "{out}"
+    );
+    assert!(out.contains("always accept: no"), "{out}");
+    let only = ok(d, &["config", "plan", "--node", "pve2"]);
+    assert!(!only.contains("pve1"), "{only}");
+    let v = json_out(d, &["config", "plan", "--node", "pve1", "--format", "json"]);
+    assert_eq!(v["nodes"][0]["plan"]["waiting"], true, "{v}");
+    assert_eq!(v["nodes"][0]["plan"]["renames"][0]["from"], "mpatha", "{v}");
+
+    // Accepting: the node's plan exactly; refused where nothing waits or nothing is known.
+    let out = ok(d, &["config", "accept", "--node", "pve1"]);
+    assert!(
+        out.contains("accepted the plan of pve1") && out.contains("would rename mpatha"),
+        "{out}"
+    );
+    let accept: Value = serde_json::from_str(&doc(d, "multipath-accept").unwrap()).unwrap();
+    assert_eq!(accept["nodes"]["pve1"], plan.digest.as_str(), "{accept}");
+    assert!(
+        ok(d, &["config", "plan", "--node", "pve1"]).contains("accepted: its agent applies it")
+    );
+    let e = fails(d, &["config", "accept", "--node", "pve2"], 2);
+    assert!(e.contains("nothing waiting"), "{e}");
+    let e = fails(d, &["config", "accept", "--node", "pve9"], 2);
+    assert!(e.contains("pve9"), "{e}");
+    fails(d, &["config", "accept", "--node", "bad name"], 2);
+    fails(d, &["config", "accept"], 2);
+
+    // The cluster setting.
+    assert!(ok(d, &["config", "accept", "--always", "true"]).contains("always accept: yes"));
+    assert!(ok(d, &["config", "plan"]).contains("always accept: yes"));
+    assert!(ok(d, &["config", "accept", "--always", "false"]).contains("always accept: no"));
+}

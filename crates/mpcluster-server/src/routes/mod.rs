@@ -4,6 +4,7 @@
 //!
 //! - [`status`]: the LUN x node matrix, the snapshot it was computed from, `/health`;
 //! - [`nodes`]: the node list, one node's multipath detail, forgetting a departed node;
+//! - [`plan`]: the nodes' apply plans and their acceptance;
 //! - [`config`]: the `defaults` knobs; [`wwids`]: the allow-list; [`overrides`]: the verbatim
 //!   sections; [`storage`]: the storage definitions.
 //!
@@ -24,6 +25,7 @@ use crate::error::{ApiError, ErrorKind};
 pub mod config;
 pub mod nodes;
 pub mod overrides;
+pub mod plan;
 pub mod status;
 pub mod storage;
 pub mod wwids;

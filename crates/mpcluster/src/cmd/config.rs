@@ -31,12 +31,14 @@ use serde_json::{Value, json};
 use super::Failure;
 use super::status::Format;
 use super::store_args::StoreArgs;
-pub use crate::cli::config::{ConfigArgs, ConfigCommand, ShowArgs};
+pub use crate::cli::config::{AcceptArgs, ConfigArgs, ConfigCommand, PlanArgs, ShowArgs};
 
 /// Run the command.
 pub async fn run(args: &ConfigArgs) -> Result<ExitCode, Failure> {
     match &args.command {
         ConfigCommand::Show(a) => show(a).await,
+        ConfigCommand::Plan(a) => plan(a).await,
+        ConfigCommand::Accept(a) => accept(a).await,
         ConfigCommand::Set(a) => {
             let set = parse_assignments(&a.assignments)?;
             let names: Vec<String> = set.keys().cloned().collect();
@@ -129,6 +131,145 @@ async fn show(a: &ShowArgs) -> Result<ExitCode, Failure> {
         }
     }
     println!("digest: {}", l.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node_arg(node: &str) -> Result<mpcluster_core::NodeName, Failure> {
+    mpcluster_core::NodeName::new(node).map_err(|e| Failure::new(2, anyhow!("--node: {e}")))
+}
+
+async fn plan(a: &PlanArgs) -> Result<ExitCode, Failure> {
+    let node = a.node.as_deref().map(node_arg).transpose()?;
+    let store = open(&a.store).await?;
+    let view = mpcluster_config::plan::plans(store.as_ref(), node.as_ref())
+        .await
+        .map_err(failure)?;
+    if a.format == Format::Json {
+        print_json(&serde_json::to_value(&view).map_err(|e| Failure::new(1, e))?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render_plans(&view));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plans for people.
+fn render_plans(view: &mpcluster_config::plan::PlansView) -> String {
+    use mpcluster_core::plan::FileAction;
+    use mpcluster_core::table::terminal_safe;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if view.nodes.is_empty() {
+        out.push_str(
+            "no node has published an apply plan yet (agents publish one when they apply)\n",
+        );
+    }
+    for n in &view.nodes {
+        let node = &n.node;
+        let Some(p) = &n.plan else {
+            match &n.error {
+                Some(e) => {
+                    let _ = writeln!(out, "{node}: apply plan unreadable: {}", terminal_safe(e));
+                }
+                None => {
+                    let _ = writeln!(out, "{node}: no apply plan published");
+                }
+            }
+            continue;
+        };
+        let verdict = if p.waiting && n.accepted {
+            "accepted: its agent applies it on its next attempt".to_owned()
+        } else if p.waiting {
+            format!("WAITING for an acceptance: mpcluster config accept --node {node}")
+        } else if p.is_empty() {
+            "nothing to change".to_owned()
+        } else if n.accepted {
+            "accepted".to_owned()
+        } else {
+            "applies without asking".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "{node} (planned {}): {verdict}",
+            mpcluster_core::table::format_unix_utc(p.time)
+        );
+        let more = |shown: usize, total: usize| {
+            (total > shown).then(|| format!("  ... and {} more\n", total - shown))
+        };
+        for r in &p.renames {
+            let _ = writeln!(
+                out,
+                "  rename  /dev/mapper/{} -> /dev/mapper/{}{}",
+                terminal_safe(&r.from),
+                terminal_safe(&r.to),
+                if r.requested { "" } else { "  (not asked for)" }
+            );
+        }
+        out.extend(more(p.renames.len(), p.renames_total));
+        for d in &p.dropped {
+            let _ = writeln!(
+                out,
+                "  drop    /dev/mapper/{} ({}): {}{}",
+                terminal_safe(&d.name),
+                d.wwid,
+                d.reason,
+                if d.requested { "" } else { "  (not asked for)" }
+            );
+        }
+        out.extend(more(p.dropped.len(), p.dropped_total));
+        for f in &p.files {
+            let what = match f.action {
+                FileAction::Write => "write ",
+                FileAction::Remove => "remove",
+            };
+            let _ = writeln!(out, "  {what}  {}", terminal_safe(&f.path));
+        }
+        for w in &p.wwids_added {
+            let _ = writeln!(out, "  wwids   + {w}");
+        }
+        for w in &p.wwids_removed {
+            let _ = writeln!(out, "  wwids   - {w}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "always accept: {}",
+        if view.always_accept {
+            "yes (renames and drops apply without asking)"
+        } else {
+            "no (mpcluster config accept --always true changes that)"
+        }
+    );
+    out
+}
+
+async fn accept(a: &AcceptArgs) -> Result<ExitCode, Failure> {
+    let store = open(&a.store).await?;
+    if let Some(always) = a.always {
+        mpcluster_config::plan::set_always(store.as_ref(), always)
+            .await
+            .map_err(failure)?;
+        println!(
+            "always accept: {}",
+            if always {
+                "yes: every node applies renames and drops without asking"
+            } else {
+                "no: applies that rename or drop maps wait for `mpcluster config accept --node N`"
+            }
+        );
+    }
+    if let Some(node) = &a.node {
+        let node = node_arg(node)?;
+        let done = mpcluster_config::plan::accept_node(store.as_ref(), &node)
+            .await
+            .map_err(failure)?;
+        println!(
+            "accepted the plan of {node} (digest {}): {}",
+            short(&done.digest),
+            done.summary
+                .as_deref()
+                .map_or("", |s| s.strip_prefix("apply waiting: ").unwrap_or(s))
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -211,6 +211,22 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(root.join("usr/sbin"))
             .and_then(|()| std::fs::write(root.join("usr/sbin/multipath"), ""))
             .with_context(|| format!("cannot create the root of {name}"))?;
+        // The hand-made map is in the node's wwids file (multipath remembers what it
+        // assembled): the baseline keeps it, so the first apply drops nothing unannounced.
+        if i == 0 {
+            let wwids = root.join(mpcluster_core::config::WWIDS_PATH);
+            std::fs::create_dir_all(wwids.parent().unwrap_or(&root))
+                .and_then(|()| {
+                    std::fs::write(
+                        &wwids,
+                        format!(
+                            "{}/{LUN_HAND}/\n",
+                            mpcluster_core::config::WWIDS_FILE_HEADER
+                        ),
+                    )
+                })
+                .with_context(|| format!("cannot write the wwids file of {name}"))?;
+        }
         let mut node = DemoNode {
             name,
             sim,

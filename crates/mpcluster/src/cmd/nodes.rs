@@ -45,6 +45,12 @@ pub async fn run(args: &NodesArgs) -> Result<ExitCode, Failure> {
         if let Some(e) = &n.issues.apply_error {
             problems.push(format!("apply: {}", terminal_safe(e)));
         }
+        for text in [&n.issues.apply_waiting, &n.issues.plan_error]
+            .into_iter()
+            .flatten()
+        {
+            problems.push(terminal_safe(text));
+        }
         if let Some(e) = &n.issues.collect_error {
             problems.push(format!("collect: {}", terminal_safe(e)));
         }
