@@ -23,6 +23,7 @@
 pub mod apply;
 pub mod client;
 pub mod collect;
+pub mod doctor;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod parser_check;

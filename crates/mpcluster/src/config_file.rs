@@ -15,6 +15,10 @@
 //! the command line; an unknown key, a wrong TOML type or a bad value is an error naming the
 //! file, the line and the key, before anything starts. A key of the other command (`listen`
 //! for the agent) is checked and otherwise ignored, so one file serves both services.
+//!
+//! `mpcluster doctor` reads the file too ([`READERS`]), to check what the services run with:
+//! it takes the keys it has an option of the same name for (`store`, `node`, `root`,
+//! `tls-cert`, ...; their options take the same values) and ignores the others.
 
 use std::ffi::OsString;
 #[cfg(test)]
@@ -29,8 +33,13 @@ use clap::{ArgMatches, CommandFactory as _};
 use crate::cli::Cli;
 use crate::cli::config_file::DEFAULT_CONFIG_FILE;
 
-/// The commands that read the file.
+/// The commands whose long options are the file's keys (every option a key, every key an
+/// option of one of them).
 pub const COMMANDS: [&str; 2] = ["agent", "serve"];
+
+/// The commands that read the file: [`COMMANDS`], and `doctor` with the keys it has an option
+/// for.
+pub const READERS: [&str; 3] = ["agent", "serve", "doctor"];
 
 /// What a key holds in TOML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,7 +449,7 @@ fn clap_message(e: &clap::Error) -> String {
 }
 
 /// Parse the command line as [`clap::Parser::parse`] does (exiting on `--help`, `--version` and
-/// errors), with the settings file folded in for `agent` and `serve`: every key that the command
+/// errors), with the settings file folded in for the [`READERS`]: every key that the command
 /// line and the environment leave unset is passed as if given on the command line. The whole
 /// is then parsed once, so clap checks the rules between options across both (`tls-key` on the
 /// command line completes `tls-cert` from the file). A settings file that cannot be used ends
@@ -467,8 +476,8 @@ pub fn parse_command_line() -> ArgMatches {
         })
 }
 
-/// `argv` with the settings file's values added (for `agent` and `serve`), and the file when
-/// it added any. Other commands, and a missing default file, leave `argv` as it is.
+/// `argv` with the settings file's values added (for the [`READERS`]), and the file when it
+/// added any. Other commands, and a missing default file, leave `argv` as it is.
 pub fn with_file_settings(
     argv: Vec<OsString>,
 ) -> Result<(Vec<OsString>, Option<PathBuf>), ConfigFileError> {
@@ -483,7 +492,7 @@ pub fn with_file_settings(
     let Some((name, sub)) = matches.subcommand() else {
         return Ok((argv, None));
     };
-    if !COMMANDS.contains(&name) {
+    if !READERS.contains(&name) {
         return Ok((argv, None));
     }
     let explicit = sub.try_get_one::<PathBuf>("config").ok().flatten().cloned();
@@ -735,6 +744,106 @@ mod tests {
         let keys: BTreeSet<String> = KEYS.iter().map(|k| k.key.to_owned()).collect();
         assert_eq!(keys, options, "KEYS and the options differ");
         assert_eq!(KEYS.len(), keys.len(), "a key is listed twice");
+    }
+
+    /// `doctor` checks what the services run with: it takes the keys naming where they find
+    /// things, and each of its options that is a key takes the same values as the services'
+    /// option (same kind, same default).
+    #[test]
+    fn doctor_reads_the_keys_of_the_services_it_checks() {
+        let cmd = built_command();
+        let doctor = cmd.find_subcommand("doctor").unwrap();
+        let services: Vec<&clap::Command> = COMMANDS
+            .iter()
+            .map(|name| cmd.find_subcommand(name).unwrap())
+            .collect();
+        let mut shared = BTreeSet::new();
+        for arg in doctor.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let Some(spec) = KEYS.iter().find(|k| k.key == long) else {
+                continue; // doctor's own option (--server, --json, ...)
+            };
+            shared.insert(long);
+            let flag = matches!(arg.get_action(), ArgAction::SetTrue);
+            assert_eq!(
+                flag,
+                spec.kind == Kind::Bool,
+                "doctor --{long}: flag vs Kind::Bool"
+            );
+            let theirs = services
+                .iter()
+                .find_map(|s| s.get_arguments().find(|a| a.get_long() == Some(long)))
+                .unwrap();
+            assert_eq!(
+                arg.get_default_values(),
+                theirs.get_default_values(),
+                "doctor --{long}: another default than the services'"
+            );
+            assert_eq!(arg.get_env(), theirs.get_env(), "doctor --{long}: env");
+        }
+        for key in [
+            "store",
+            "etcd-ca",
+            "etcd-cert",
+            "etcd-key",
+            "etcd-user",
+            "etcd-password-file",
+            "membership",
+            "pve-root",
+            "node",
+            "multipathd-socket",
+            "multipathd-timeout",
+            "root",
+            "no-apply",
+            "tls-cert",
+            "stale-after",
+            "log",
+        ] {
+            assert!(shared.contains(key), "doctor has no --{key}");
+        }
+    }
+
+    #[test]
+    fn doctor_takes_its_keys_from_the_file_and_ignores_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mpcluster.toml");
+        std::fs::write(
+            &file,
+            "store = \"embedded:/srv/store\"\nlisten = \"0.0.0.0:8470\"\ninterval = 3\n\
+             tls-cert = \"/etc/mpcluster/server.pem\"\ntls-key = \"/etc/mpcluster/server.key\"\n\
+             no-apply = true\nroot = \"/srv/root\"\n",
+        )
+        .unwrap();
+        let argv: Vec<OsString> = [
+            "mpcluster",
+            "doctor",
+            "--config",
+            file.to_str().unwrap(),
+            "--root",
+            "/other",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let (argv, used) = with_file_settings(argv).unwrap();
+        assert_eq!(used.as_deref(), Some(file.as_path()));
+        let added: Vec<String> = argv[6..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            added,
+            [
+                "--store=embedded:/srv/store",
+                "--tls-cert=/etc/mpcluster/server.pem",
+                "--no-apply",
+            ],
+            "the command line's --root wins; listen, interval and tls-key are not doctor's"
+        );
+        // status still never reads the file.
+        let argv: Vec<OsString> = ["mpcluster", "status", "--snapshot", "-"]
+            .map(OsString::from)
+            .to_vec();
+        assert_eq!(with_file_settings(argv.clone()).unwrap(), (argv, None));
     }
 
     #[test]

@@ -70,6 +70,7 @@ fn main() -> ExitCode {
             Commands::Overrides(args) => cmd::overrides::run(args).await,
             Commands::Storage(args) => cmd::storage::run(args).await,
             Commands::Token(args) => cmd::token::run(args).await,
+            Commands::Doctor(args) => cmd::doctor::run(args).await,
         }
     });
     match result {

@@ -165,6 +165,8 @@ const MAN_PAGES: &[&str] = &[
     "mpcluster-config-show",
     "mpcluster-config-set",
     "mpcluster-config-unset",
+    "mpcluster-config-plan",
+    "mpcluster-config-accept",
     "mpcluster-wwid",
     "mpcluster-wwid-add",
     "mpcluster-wwid-remove",
@@ -185,6 +187,7 @@ const MAN_PAGES: &[&str] = &[
     "mpcluster-token-add",
     "mpcluster-token-list",
     "mpcluster-token-remove",
+    "mpcluster-doctor",
 ];
 
 const UNITS: [&str; 2] = ["mpcluster-agent.service", "mpcluster-server.service"];

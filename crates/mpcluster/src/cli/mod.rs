@@ -15,6 +15,7 @@ pub mod config;
 pub mod config_file;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod doctor;
 pub mod node;
 pub mod nodes;
 pub mod overrides;
@@ -67,6 +68,13 @@ pub enum Commands {
     Storage(storage::StorageArgs),
     /// API tokens: add (prints the secret once), list, remove.
     Token(token::TokenArgs),
+    /// Check this node (multipathd, the applied configuration, broadcast, clock, TLS, agent
+    /// service); each problem comes with the command that fixes it.
+    ///
+    /// Reads the settings file like `agent` and `serve`. Exit code 0 when no check found an
+    /// error (warnings and skipped checks included), 1 when one did, 2 when the command cannot
+    /// run (bad options or settings file).
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Commands {

@@ -5,6 +5,7 @@ pub mod agent_args;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod doctor;
 pub mod node;
 pub mod nodes;
 pub mod overrides;
