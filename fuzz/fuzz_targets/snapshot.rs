@@ -2,16 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mpcluster_core::snapshot::Snapshot;
 
-#[path = "common.rs"]
 mod common;
+mod targets;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(snap) = Snapshot::from_json(text) {
-        common::check_snapshot(&snap);
-    }
-});
+fuzz_target!(|data: &[u8]| targets::snapshot(data));
