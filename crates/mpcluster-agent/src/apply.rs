@@ -280,26 +280,12 @@ impl Applier {
             outcome.changed.push(WWIDS_PATH.to_owned());
         }
         if outcome.changed.is_empty() && !self.force_reconfigure {
-            let (state_path, state) = (self.path(STATE_PATH), candidate.state);
-            let (applied_path, applied) = (self.path(APPLIED_PATH), candidate.applied);
-            blocking(move || {
-                if let Some(state) = state {
-                    write_atomic(&state_path, state.as_bytes())?;
-                }
-                if let Some(applied) = applied {
-                    write_atomic(&applied_path, applied.as_bytes())?;
-                }
-                Ok(())
-            })
-            .await?;
-            self.plan = Some(ApplyPlan::new(
-                mpcluster_config::unix_now(),
-                vec![],
-                vec![],
-                vec![],
-                vec![],
-                vec![],
-            ));
+            let records = vec![
+                (self.path(STATE_PATH), candidate.state),
+                (self.path(APPLIED_PATH), candidate.applied),
+            ];
+            blocking(move || write_each(records)).await?;
+            self.plan = Some(ApplyPlan::nothing(mpcluster_config::unix_now()));
             return Ok(outcome);
         }
 
@@ -331,19 +317,11 @@ impl Applier {
             return Err(refused);
         }
 
-        let wwids_path = self.path(WWIDS_PATH);
-        let state_path = self.path(STATE_PATH);
-        let (wwids, state) = (candidate.wwids, candidate.state);
-        blocking(move || {
-            if let Some(content) = wwids {
-                write_atomic(&wwids_path, content.as_bytes())?;
-            }
-            if let Some(state) = state {
-                write_atomic(&state_path, state.as_bytes())?;
-            }
-            Ok(())
-        })
-        .await?;
+        let files = vec![
+            (self.path(WWIDS_PATH), candidate.wwids),
+            (self.path(STATE_PATH), candidate.state),
+        ];
+        blocking(move || write_each(files)).await?;
 
         client
             .reconfigure()
@@ -351,20 +329,11 @@ impl Applier {
             .map_err(ApplyError::Reconfigure)?;
         self.wait_idle(client).await?;
         // Only now is the allow-list applied: changes to these LUNs are requested from here on.
-        if let Some(applied) = candidate.applied {
-            let applied_path = self.path(APPLIED_PATH);
-            blocking(move || write_atomic(&applied_path, applied.as_bytes())).await?;
-        }
+        let applied = vec![(self.path(APPLIED_PATH), candidate.applied)];
+        blocking(move || write_each(applied)).await?;
         outcome.reconfigured = true;
         self.force_reconfigure = false;
-        self.plan = Some(ApplyPlan::new(
-            mpcluster_config::unix_now(),
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-        ));
+        self.plan = Some(ApplyPlan::nothing(mpcluster_config::unix_now()));
         Ok(outcome)
     }
 
@@ -667,6 +636,16 @@ fn sync_file(path: &Path, content: Option<&str>) -> Result<Synced, ApplyError> {
             })
         }
     }
+}
+
+/// [`write_atomic`] each file that has new content (`None`: unchanged, left alone), in order.
+fn write_each(files: Vec<(PathBuf, Option<String>)>) -> Result<(), ApplyError> {
+    for (path, content) in files {
+        if let Some(content) = content {
+            write_atomic(&path, content.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// Temp file in the same directory + fsync + rename + fsync of the directory.

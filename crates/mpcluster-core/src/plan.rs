@@ -297,6 +297,18 @@ impl ApplyPlan {
         plan
     }
 
+    /// A plan that changes nothing (after a successful apply: the next one has nothing to do).
+    pub fn nothing(time: i64) -> ApplyPlan {
+        ApplyPlan::new(
+            time,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
     /// Whether the apply renames or drops a map.
     pub fn is_disruptive(&self) -> bool {
         self.renames_total > 0 || self.dropped_total > 0
