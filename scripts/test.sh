@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc e2fsprogs libc6-dev git util-linux perl etcd-server multipath-tools chromium chromium-driver
+packages=(gcc e2fsprogs libc6-dev git util-linux perl etcd-server multipath-tools chromium chromium-driver prometheus
     systemd man-db bash-completion dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do

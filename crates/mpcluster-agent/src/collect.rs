@@ -12,7 +12,7 @@ use mpcluster_core::multipathd::{
 };
 
 use crate::client::{ClientError, MultipathdClient};
-use crate::sysfs::read_map_size;
+use crate::sysfs::{read_map_size, read_path_info};
 
 /// Why a collection produced no report. Never turned into a health state: the agent publishes
 /// it as `multipath-collect` and the status shows "couldn't collect", not "failed".
@@ -242,6 +242,7 @@ impl Replies {
                 None
             }
         });
+        report.enrich_paths(|dev| Some(read_path_info(sysfs_root, dev)).filter(|i| !i.is_empty()));
         let size_errors = size_errors.into_inner();
         if !size_errors.is_empty() {
             report.errors.push(format!(

@@ -4,7 +4,8 @@
 //!   connection, timeout, typed errors for `fail`/`timeout`/permission/help replies).
 //! - [`protocol`]: the socket protocol as pure functions (framing, reply classification).
 //! - [`socket`]: [`SocketAddrSpec`], the `--multipathd-socket` value (`default`, `@name`, path).
-//! - [`sysfs`]: [`read_map_size`], a map's size from `/sys/block/dm-N/size`.
+//! - [`sysfs`]: [`read_map_size`], a map's size from `/sys/block/dm-N/size`; [`sysfs::read_path_info`],
+//!   a path's target port (iSCSI portal, FC remote port, NVMe controller).
 //! - [`collect`]: one collection: multipathd -> parse -> sysfs sizes -> [`mpcluster_core::multipathd::NodeReport`].
 //! - [`apply`]: applying the cluster configuration (drop-ins, parser check, wwids file,
 //!   reconfigure).

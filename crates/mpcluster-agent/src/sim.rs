@@ -3,6 +3,12 @@
 //! (`show maps json`, the raw paths format) and into a sysfs tree with map sizes, served by a
 //! [`FakeMultipathd`](crate::fake::FakeMultipathd).
 //!
+//! Paths carry a target identity and a host adapter as on a real host: iSCSI paths go through
+//! one session (SCSI host) each to one of two portals, which the sysfs tree shows the way the
+//! kernel does (the session's connection `persistent_address`/`persistent_port`, read by
+//! [`crate::sysfs::read_path_info`]); FC paths name their target WWPN and HBA in multipathd's
+//! own fields.
+//!
 //! Entry point: [`SimNode::start`].
 
 use std::path::{Path, PathBuf};
@@ -29,6 +35,45 @@ pub struct SimPath {
     pub group: u32,
     /// Priority.
     pub pri: u32,
+    /// The SCSI host the path leaves through (`host<N>`; an iSCSI session each, an FC HBA
+    /// port each).
+    pub host: u32,
+    /// iSCSI: the portal of its session (`10.0.0.1:3260`), shown in sysfs only (multipathd
+    /// does not print it).
+    pub portal: Option<String>,
+    /// The target's name: the iSCSI IQN, or the FC target WWNN.
+    pub target_name: Option<String>,
+    /// FC: the target port WWPN (multipathd's `target_wwpn`).
+    pub target_wwpn: Option<String>,
+    /// multipathd's `host_adapter`: the HBA's PCI address (FC), the initiator address (iSCSI).
+    pub host_adapter: Option<String>,
+}
+
+/// The portals of the simulated iSCSI array.
+pub const SIM_PORTALS: [&str; 2] = ["10.0.0.1:3260", "10.0.0.2:3260"];
+
+/// The simulated iSCSI array's target name.
+pub const SIM_IQN: &str = "iqn.2003-01.org.linux-iscsi.mpcluster-sim:array";
+
+impl SimPath {
+    /// Give path number `i` of a map over `protocol` its identity: iSCSI path `i` is session
+    /// (host) `3 + i` to portal `i % 2`, from initiator interface `i / 2`; FC path `i` leaves
+    /// HBA port `i % 2` (host `10 + i % 2`) for target port `i`; anything else host `20`.
+    fn identify(&mut self, protocol: &str, i: u32) {
+        if protocol.ends_with("iscsi") {
+            self.host = 3 + i;
+            self.portal = Some(SIM_PORTALS[(i % 2) as usize].to_owned());
+            self.target_name = Some(SIM_IQN.to_owned());
+            self.host_adapter = Some(format!("10.0.{}.100", 10 + i / 2));
+        } else if protocol.ends_with("fcp") {
+            self.host = 10 + i % 2;
+            self.target_name = Some("0x200000a098c1d2e3".to_owned());
+            self.target_wwpn = Some(format!("0x20{}000a098c1d2e3", i + 1));
+            self.host_adapter = Some(format!("0000:3b:00.{}", i % 2));
+        } else {
+            self.host = 20;
+        }
+    }
 }
 
 /// One simulated multipath map.
@@ -59,14 +104,21 @@ impl SimMap {
         let paths = (0..paths)
             .map(|i| {
                 let n = first_sd + i;
-                SimPath {
+                let mut p = SimPath {
                     dev: sd_name(n),
                     dev_t: format!("8:{}", n * 16),
                     up: true,
                     protocol: protocol.to_owned(),
                     group: if i % 2 == 0 { 1 } else { 2 },
                     pri: if i % 2 == 0 { 50 } else { 10 },
-                }
+                    host: 0,
+                    portal: None,
+                    target_name: None,
+                    target_wwpn: None,
+                    host_adapter: None,
+                };
+                p.identify(protocol, i);
+                p
             })
             .collect();
         SimMap {
@@ -116,13 +168,27 @@ impl SimState {
     /// there are no paths (as multipathd answers).
     pub fn paths_raw(&self) -> String {
         let mut out = String::new();
-        for map in &self.maps {
+        for (lun, map) in self.maps.iter().enumerate() {
             for p in &map.paths {
                 // %d|%P|%w|%D|%t|%T|%o|%c|%p|%M|%i|%N|%n|%R|%r|%a|%L|%m
                 let (dm, chk, dev) = path_states(p);
+                let undef = |v: &Option<String>| v.clone().unwrap_or_else(|| "[undef]".to_owned());
                 out.push_str(&format!(
-                    "{}|{}|{}|{}|{}|{}|{}|tur|{}|normal|{}:0:0:0|[undef]|[undef]|[undef]|[undef]|[undef]|0x0000000000000000|{}\n",
-                    p.dev, p.protocol, map.wwid, p.dev_t, dm, chk, dev, p.pri, p.group + 2, map.name
+                    "{}|{}|{}|{}|{}|{}|{}|tur|{}|normal|{}:0:0:{lun}|[undef]|{}|[undef]|{}|{}|0x0000000000000000|{}\n",
+                    p.dev,
+                    p.protocol,
+                    map.wwid,
+                    p.dev_t,
+                    dm,
+                    chk,
+                    dev,
+                    p.pri,
+                    p.host,
+                    undef(&p.target_name),
+                    undef(&p.target_wwpn),
+                    // multipathd prints an iSCSI session's initiator address only while it is up.
+                    if p.up || p.portal.is_none() { undef(&p.host_adapter) } else { "[undef]".to_owned() },
+                    map.name
                 ));
             }
         }
@@ -133,12 +199,39 @@ impl SimState {
         }
     }
 
-    /// Write `<root>/block/<dm-N>/size` (in 512-byte sectors) for every map.
+    /// Write `<root>/block/<dm-N>/size` (in 512-byte sectors) for every map, and for every
+    /// iSCSI path its device link into its session and the session's connection (portal) and
+    /// target name, as the kernel shows them.
     pub fn write_sysfs(&self, root: &Path) -> std::io::Result<()> {
-        for map in &self.maps {
+        for (lun, map) in self.maps.iter().enumerate() {
             let dir = root.join("block").join(&map.sysfs);
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("size"), format!("{}\n", map.size / 512))?;
+            for p in &map.paths {
+                let Some(portal) = &p.portal else { continue };
+                let h = p.host;
+                let device = root.join(format!(
+                    "devices/platform/host{h}/session{h}/target{h}:0:0/{h}:0:0:{lun}"
+                ));
+                std::fs::create_dir_all(&device)?;
+                let block = root.join("block").join(&p.dev);
+                std::fs::create_dir_all(&block)?;
+                let link = block.join("device");
+                if std::fs::read_link(&link).ok().as_deref() != Some(device.as_path()) {
+                    let _ = std::fs::remove_file(&link);
+                    std::os::unix::fs::symlink(&device, &link)?;
+                }
+                let session = root.join(format!("class/iscsi_session/session{h}"));
+                std::fs::create_dir_all(&session)?;
+                if let Some(name) = &p.target_name {
+                    std::fs::write(session.join("targetname"), format!("{name}\n"))?;
+                }
+                let conn = root.join(format!("class/iscsi_connection/connection{h}:0"));
+                std::fs::create_dir_all(&conn)?;
+                let (address, port) = portal.rsplit_once(':').unwrap_or((portal, "3260"));
+                std::fs::write(conn.join("persistent_address"), format!("{address}\n"))?;
+                std::fs::write(conn.join("persistent_port"), format!("{port}\n"))?;
+            }
         }
         Ok(())
     }
@@ -166,12 +259,19 @@ fn map_json(map: &SimMap) -> serde_json::Value {
                 .filter(|p| p.group == *g)
                 .map(|p| {
                     let (dm, chk, dev) = path_states(p);
+                    let undef =
+                        |v: &Option<String>| v.clone().unwrap_or_else(|| "[undef]".to_owned());
+                    let adapter = if p.up || p.portal.is_none() {
+                        undef(&p.host_adapter)
+                    } else {
+                        "[undef]".to_owned()
+                    };
                     json!({
                         "dev": p.dev, "dev_t": p.dev_t, "dm_st": dm, "dev_st": dev,
                         "chk_st": chk, "checker": "tur", "pri": p.pri,
-                        "host_wwnn": "[undef]", "target_wwnn": "[undef]",
-                        "host_wwpn": "[undef]", "target_wwpn": "[undef]",
-                        "host_adapter": "[undef]", "lun_hex": "0x0000000000000000",
+                        "host_wwnn": "[undef]", "target_wwnn": undef(&p.target_name),
+                        "host_wwpn": "[undef]", "target_wwpn": undef(&p.target_wwpn),
+                        "host_adapter": adapter, "lun_hex": "0x0000000000000000",
                         "marginal_st": "normal"
                     })
                 })
@@ -334,6 +434,37 @@ mod tests {
         );
         assert_eq!(b.transport.as_deref(), Some("fc"));
         assert_eq!(sd_name(0), "sda");
+
+        // The identities: iSCSI portals from the sysfs tree, FC WWPNs from multipathd.
+        let dir = tempfile::tempdir().unwrap();
+        state.write_sysfs(dir.path()).unwrap();
+        state.write_sysfs(dir.path()).unwrap(); // idempotent
+        let mut report = report;
+        report.enrich_paths(|dev| Some(crate::sysfs::read_path_info(dir.path(), dev)));
+        let iscsi: Vec<_> = report.maps[0]
+            .path_groups
+            .iter()
+            .flat_map(|g| &g.paths)
+            .collect();
+        let mut portals: Vec<_> = iscsi
+            .iter()
+            .map(|p| (p.adapter().unwrap(), p.portal.clone().unwrap()))
+            .collect();
+        portals.sort();
+        assert_eq!(
+            portals,
+            [
+                ("host3".to_owned(), SIM_PORTALS[0].to_owned()),
+                ("host4".to_owned(), SIM_PORTALS[1].to_owned()),
+                ("host5".to_owned(), SIM_PORTALS[0].to_owned()),
+                ("host6".to_owned(), SIM_PORTALS[1].to_owned()),
+            ]
+        );
+        assert_eq!(iscsi[0].iscsi_target.as_deref(), Some(SIM_IQN));
+        let fc = report.maps[1].path_groups[0].paths[0]
+            .target_port()
+            .unwrap();
+        assert_eq!(fc.id, "0x201000a098c1d2e3");
         assert_eq!(sd_name(26), "sdaa");
     }
 }

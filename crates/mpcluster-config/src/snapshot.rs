@@ -72,6 +72,7 @@ pub async fn read_snapshot(
     let multipath_apply = store.get_all(kv_keys::APPLY).await?;
     let multipath_collect = store.get_all(kv_keys::COLLECT).await?;
     let multipath_plan = store.get_all(kv_keys::PLAN).await?;
+    let multipath_detail = store.get_all(kv_keys::DETAIL).await?;
     let config_doc = store.read_doc(doc_names::CONFIG).await?;
     let mut notes = Vec::new();
     let storage = match pve {
@@ -116,9 +117,11 @@ pub async fn read_snapshot(
                 multipath_apply,
                 multipath_collect,
                 multipath_plan,
+                multipath_detail,
             },
             expectations,
             publish_errors: Default::default(),
+            hint_since: Default::default(),
         },
         notes,
         storage_source: pve.map(PveMode::storage_cfg),

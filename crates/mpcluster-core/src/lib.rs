@@ -9,6 +9,8 @@
 //! - [`snapshot`]: the cluster snapshot format (offline replay, support bundles).
 //! - [`status`]: status assembly from a snapshot: liveness, staleness, apply errors.
 //! - [`table`]: the human table rendering of a status.
+//! - [`preflight`]: maintenance pre-flight: would every LUN keep a usable path on every node?
+//! - [`hints`]: root-cause hints from all nodes' paths (target-side, host-side, under-pathed, ...).
 //! - `synthetic` (feature `synthetic`): generated snapshots of any size (benchmarks, load tests).
 //! - [`multipathd`]: multipathd output model, parsers (JSON and raw text formats), map health.
 //! - [`payload`]: building the broadcast payload within its size budget, change detection.
@@ -18,10 +20,12 @@
 pub mod broadcast;
 pub mod config;
 pub mod digest;
+pub mod hints;
 pub mod ids;
 pub mod multipathd;
 pub mod payload;
 pub mod plan;
+pub mod preflight;
 pub mod pve_import;
 pub mod rollup;
 #[cfg(feature = "schema")]

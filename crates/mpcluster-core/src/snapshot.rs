@@ -10,10 +10,11 @@
 //!   "members": { "<node>": { "online": true } },
 //!   "kv": { "multipath": { "<node>": "<raw broadcast>" },
 //!           "multipath-apply": { "<node>": "<raw>" }, "multipath-collect": { "<node>": "<raw>" },
-//!           "multipath-plan": { "<node>": "<raw>" } },
+//!           "multipath-plan": { "<node>": "<raw>" }, "multipath-detail": { "<node>": "<raw>" } },
 //!   "expectations": { "nodes": { "<node>": 1 }, "wwid-nodes": { "<wwid>": { "<node>": 1 } },
 //!                     "consumers": { "<wwid>": "<storage-id>" } },
-//!   "publish-errors": { "<node>": { "error": "<text>", "since": 1767225590 } } }
+//!   "publish-errors": { "<node>": { "error": "<text>", "since": 1767225590 } },
+//!   "hint-since": { "<hint id>": 1767225500 } }
 //! ```
 //! Unknown extra fields anywhere are ignored. `publish-errors` is absent when empty: only a
 //! server running a node's agent in-process knows that agent's failed writes (the store could
@@ -96,6 +97,15 @@ pub struct Snapshot {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub publish_errors: BTreeMap<NodeName, PublishError>,
+    /// Since when each current root-cause hint has held, by [`crate::hints::Hint::id`]: a
+    /// server keeps these across recomputations and exports them, so a replay shows the same
+    /// `since`.
+    #[serde(
+        rename = "hint-since",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub hint_since: BTreeMap<String, i64>,
 }
 
 /// An agent's writes to the store fail: its last attempt's error, and since when its writes
@@ -150,6 +160,14 @@ pub struct KvSnapshot {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub multipath_plan: BTreeMap<NodeName, String>,
+    /// Per-path detail ([`crate::payload::DetailPayload`]): the root-cause hints and the
+    /// maintenance pre-flight read it; absent in snapshots of older builds.
+    #[serde(
+        rename = "multipath-detail",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub multipath_detail: BTreeMap<NodeName, String>,
 }
 
 /// A snapshot that cannot be read, with the JSON path of the problem.

@@ -5,26 +5,32 @@
 //! [`crate::rollup`], then lists per-node apply and collection errors.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::broadcast::{self, MapSummary, unix_time};
+use crate::hints::{self, Hint, HintInput, HintTracker};
 use crate::ids::{NodeName, Wwid};
+use crate::payload::DetailPayload;
 use crate::plan::ApplyPlan;
 use crate::rollup::{LunStatus, RollupInput, aggregate};
 use crate::snapshot::Snapshot;
 use crate::state::MapState;
 
-/// The cluster status: `{ "luns": [...], "nodes": {...} }`.
+/// The cluster status: `{ "luns": [...], "nodes": {...}, "hints": [...] }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Status {
     /// The matrix rows, sorted by WWID.
     pub luns: Vec<LunStatus>,
-    /// Per-node problems; only nodes with a problem (agent, apply, collection, broadcast or
-    /// publish error) appear.
+    /// Per-node problems; only nodes with a problem (agent, apply, collection, broadcast,
+    /// detail or publish error) appear.
     pub nodes: BTreeMap<NodeName, NodeIssues>,
+    /// Root-cause hints ([`crate::hints`]), most severe first; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<Hint>,
 }
 
 /// What is known about a node's agent when that is itself the problem.
@@ -112,6 +118,14 @@ pub struct NodeIssues {
         skip_serializing_if = "Option::is_none"
     )]
     pub broadcast_error: Option<String>,
+    /// The node's per-path detail (`multipath-detail`) cannot be used: unreadable, or out of
+    /// date. The matrix is unaffected; hints and the pre-flight cannot see its paths.
+    #[serde(
+        rename = "detail-error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub detail_error: Option<String>,
     /// The node's agent cannot write to the store (known first-hand by the server running
     /// that agent in-process; [`Snapshot::publish_errors`]): what the store holds for the node
     /// is out of date, so its cells read `unknown`.
@@ -145,6 +159,9 @@ pub struct Assembly {
     pub notes: Vec<String>,
     /// One entry per known node (member, reporter or expected), sorted by name.
     pub node_overview: Vec<NodeOverview>,
+    /// Each node's decoded, current per-path detail (any node: check liveness in
+    /// `node_overview`), for the pre-flight ([`crate::preflight`]).
+    pub details: BTreeMap<NodeName, Arc<DetailPayload>>,
 }
 
 /// What the cluster knows about one node (the `cluster/nodes` view).
@@ -214,11 +231,29 @@ struct CachedBroadcast {
     decoded: Result<broadcast::Decoded, broadcast::DecodeError>,
 }
 
-/// Status assembly that remembers decoded broadcasts between calls: a broadcast whose raw
-/// value did not change is not decoded again. Results are identical to [`assemble`].
+/// A node's path detail as last seen: a hash of the raw value (the value can be 1 MiB; it is
+/// not kept twice) and its decoded form.
+#[derive(Debug)]
+struct CachedDetail {
+    fingerprint: (u64, usize),
+    decoded: Result<Arc<DetailPayload>, String>,
+}
+
+fn fingerprint(raw: &str) -> (u64, usize) {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::hash::DefaultHasher::new();
+    raw.hash(&mut h);
+    (h.finish(), raw.len())
+}
+
+/// Status assembly that remembers decoded broadcasts and path detail between calls: a value
+/// that did not change is not decoded again. It also keeps each root-cause hint's `since`
+/// ([`HintTracker`]). Results are identical to [`assemble`] but for `since`.
 #[derive(Debug, Default)]
 pub struct StatusEngine {
     cache: BTreeMap<NodeName, CachedBroadcast>,
+    details: BTreeMap<NodeName, CachedDetail>,
+    hints: HintTracker,
 }
 
 impl StatusEngine {
@@ -238,11 +273,39 @@ impl StatusEngine {
                 );
             }
         }
-        assemble_decoded(snap, &self.cache)
+        self.details
+            .retain(|node, _| snap.kv.multipath_detail.contains_key(node));
+        for (node, raw) in &snap.kv.multipath_detail {
+            let fp = fingerprint(raw);
+            if self.details.get(node).is_none_or(|c| c.fingerprint != fp) {
+                self.details.insert(
+                    node.clone(),
+                    CachedDetail {
+                        fingerprint: fp,
+                        decoded: DetailPayload::decode(raw)
+                            .map(Arc::new)
+                            .map_err(|e| crate::error_chain(&e)),
+                    },
+                );
+            }
+        }
+        let mut assembly = assemble_decoded(snap, &self.cache, &self.details);
+        self.hints
+            .stamp(&mut assembly.status.hints, &snap.hint_since);
+        assembly
+    }
+
+    /// Since when each current hint has held (for a snapshot's `hint-since`).
+    pub fn hint_since(&self) -> &BTreeMap<String, i64> {
+        self.hints.since()
     }
 }
 
-fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>) -> Assembly {
+fn assemble_decoded(
+    snap: &Snapshot,
+    cache: &BTreeMap<NodeName, CachedBroadcast>,
+    detail_cache: &BTreeMap<NodeName, CachedDetail>,
+) -> Assembly {
     let mut notes = Vec::new();
     let stale_after = snap.stale_after();
 
@@ -427,6 +490,46 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
         }
     }
 
+    // Path detail: used only when current; a live node's unusable detail is an issue (never
+    // silently dropped), an offline node's only a note.
+    let mut details: BTreeMap<NodeName, Arc<DetailPayload>> = BTreeMap::new();
+    for (node, cached) in detail_cache {
+        let problem = match &cached.decoded {
+            Ok(d) => {
+                let age = snap.now.saturating_sub(d.time);
+                if age > stale_after as i64 {
+                    Some(format!(
+                        "path detail is {age} s old (limit {stale_after} s); hints and the \
+                         pre-flight cannot see this node's paths"
+                    ))
+                } else if -age > CLOCK_AHEAD_TOLERANCE {
+                    Some(format!(
+                        "path detail dated {} s ahead of this reader's clock; not used",
+                        -age
+                    ))
+                } else {
+                    details.insert(node.clone(), Arc::clone(d));
+                    None
+                }
+            }
+            Err(e) => Some(format!("path detail unreadable: {e}")),
+        };
+        if let Some(problem) = problem {
+            notes.push(format!("node {node}: {problem}"));
+            if online.contains(node) {
+                nodes.entry(node.clone()).or_default().detail_error = Some(problem);
+            }
+        }
+    }
+    let hints = hints::compute(&HintInput {
+        now: snap.now,
+        live: &online,
+        luns: &luns,
+        node_maps: &node_maps,
+        details: &details,
+        issues: &nodes,
+    });
+
     let mut known: BTreeSet<&NodeName> = snap.members.keys().collect();
     known.extend(cache.keys());
     known.extend(snap.expectations.nodes.iter());
@@ -455,9 +558,10 @@ fn assemble_decoded(snap: &Snapshot, cache: &BTreeMap<NodeName, CachedBroadcast>
         .collect();
 
     Assembly {
-        status: Status { luns, nodes },
+        status: Status { luns, nodes, hints },
         notes,
         node_overview,
+        details,
     }
 }
 

@@ -120,6 +120,7 @@ pub fn synthetic_snapshot(spec: SyntheticSpec) -> Snapshot {
             multipath_apply: BTreeMap::new(),
             multipath_collect: BTreeMap::new(),
             multipath_plan: BTreeMap::new(),
+            multipath_detail: BTreeMap::new(),
         },
         expectations: Expectations {
             nodes: nodes.iter().cloned().collect(),
@@ -127,6 +128,7 @@ pub fn synthetic_snapshot(spec: SyntheticSpec) -> Snapshot {
             consumers,
         },
         publish_errors: BTreeMap::new(),
+        hint_since: BTreeMap::new(),
     }
 }
 

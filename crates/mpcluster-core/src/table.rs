@@ -217,6 +217,33 @@ pub fn render(status: &Status, opts: TableOptions) -> String {
     out
 }
 
+/// The root-cause hints for people, one per line under a `Hints:` heading (empty when there
+/// are none): severity, kind, the sentence, since when. Peer text is made terminal-safe.
+pub fn render_hints(hints: &[crate::hints::Hint], options: TableOptions) -> String {
+    use crate::hints::Severity;
+    let mut out = String::new();
+    if hints.is_empty() {
+        return out;
+    }
+    out.push_str("\nHints:\n");
+    for h in hints {
+        let severity = h.severity.as_str().to_ascii_uppercase();
+        let severity = match (options.color, h.severity) {
+            (true, Severity::Critical) => format!("\x1b[31m{severity}\x1b[0m"),
+            (true, Severity::Warning) => format!("\x1b[33m{severity}\x1b[0m"),
+            _ => severity,
+        };
+        let _ = writeln!(
+            out,
+            "  {severity} {}: {} (since {})",
+            h.kind.as_str(),
+            terminal_safe(&h.message),
+            format_unix_utc(h.since)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,7 @@ prop_compose! {
                 multipath_apply: apply.into_iter().map(|(n, b)| (node(n), b)).collect(),
                 multipath_collect: BTreeMap::new(),
                 multipath_plan: BTreeMap::new(),
+                multipath_detail: BTreeMap::new(),
             },
             expectations: Expectations {
                 nodes: exp_nodes,
@@ -96,6 +97,7 @@ prop_compose! {
                 consumers: BTreeMap::new(),
             },
             publish_errors: BTreeMap::new(),
+            hint_since: BTreeMap::new(),
         }
     }
 }

@@ -1,4 +1,6 @@
-// Cluster health: the LUN x node matrix.
+// Cluster health: the LUN x node matrix, the root-cause hints (a banner each, markers on the
+// cells, rows and columns they explain; see hints.js) and the maintenance pre-flight form
+// (preflight.js).
 //
 // Polls the status and the node list every 2 s and patches the page in place: rows are
 // windowed (only the rows in view, plus a margin, exist in the DOM; spacer rows keep the
@@ -7,9 +9,12 @@
 // so scroll position, focus, filter and sort survive. The time of every render is measured
 // (performance.now) and exposed on the table as data-render-ms (first render), data-update-ms
 // (last update), data-layout-ms (style + layout of the next frame), data-frame-ms (until that
-// frame was painted) and data-scroll-ms.
+// frame was painted) and data-scroll-ms; data-hints-ms is reading and indexing the hints (done
+// when a status arrives, before its render).
 
 import { api } from './api.js';
+import { NO_HINTS, cellMark, hintIndex, readHints, renderBanners } from './hints.js';
+import * as preflight from './preflight.js';
 import {
   STATES, badge, clock, fmtTime, h, humanSize, naturalCompare, normState, replace, setText,
   stateRank, str,
@@ -43,6 +48,7 @@ export function mount(main) {
 export function unmount() {
   generation += 1;
   clearTimeout(timer);
+  preflight.unmount();
   if (ui) {
     window.removeEventListener('resize', ui.onResize);
   }
@@ -77,6 +83,7 @@ async function poll(gen) {
 
   if (status) {
     model = ingest(status, overview || (model ? model.overview : []), stale);
+    preflight.update(model.nodeNames, model.hints);
     const first = !ui.table.dataset.renderMs;
     render(first ? 'render' : 'update');
   } else if (model) {
@@ -147,7 +154,16 @@ function ingest(status, overview, stale) {
     if (i['collect-error']) lines.push(`collect error${i['collect-time'] ? ` (${fmtTime(i['collect-time'])})` : ''}: ${str(i['collect-error'])}`);
     info.set(name, { offline, lines, sig: `${offline}\u0001${lines.join('\u0001')}` });
   }
-  return { rows, nodeNames, info, overview: ov, issues, stale, at: clock() };
+  // The hint index is rebuilt only when the hints change: the cells compare their marker by
+  // identity, so an unchanged hint touches no cell.
+  const h0 = performance.now();
+  const hints = readHints(status);
+  const hintKey = JSON.stringify(hints);
+  const hidx = model && model.hintKey === hintKey
+    ? model.hidx
+    : (hints.length ? hintIndex(hints, model ? model.hidx : null) : NO_HINTS);
+  const hintMs = performance.now() - h0;
+  return { rows, nodeNames, info, overview: ov, issues, stale, hints, hintKey, hidx, hintMs, at: clock() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +180,7 @@ function build(main) {
   const legend = h('span', { id: 'legend', class: 'legend', 'aria-label': 'LUNs per cluster state' });
   const staleBanner = h('div', { id: 'stale-banner', class: 'banner error', role: 'alert', hidden: true });
   const nodeBanner = h('div', { id: 'node-banner', class: 'banner-group', role: 'status' });
+  const hintBanners = h('div', { id: 'hint-banners', class: 'hint-banners', role: 'status', 'aria-label': 'Root-cause hints' });
   const loading = h('p', { id: 'matrix-loading', class: 'banner info', text: 'Loading the cluster status…' });
   const headRow = h('tr');
   const thead = h('thead', null, headRow);
@@ -187,7 +204,7 @@ function build(main) {
       resetSort,
       legend,
       summary),
-    staleBanner, nodeBanner, loading, scroller);
+    preflight.build(), staleBanner, hintBanners, nodeBanner, loading, scroller);
   main.appendChild(section);
 
   filter.addEventListener('input', () => {
@@ -226,9 +243,9 @@ function build(main) {
   window.addEventListener('resize', onResize);
 
   ui = {
-    filter, problems, summary, legend, staleBanner, nodeBanner, loading, headRow, thead, tbody,
-    table, scroller, empty, spacerTop, spacerBottom, spacerTopCell, spacerBottomCell, pool: [],
-    onResize, bannerKey: null, headKey: null, sortKey: null, headH: 52,
+    filter, problems, summary, legend, staleBanner, nodeBanner, hintBanners, loading, headRow, thead,
+    tbody, table, scroller, empty, spacerTop, spacerBottom, spacerTopCell, spacerBottomCell, pool: [],
+    onResize, bannerKey: null, hintKey: null, headKey: null, sortKey: null, headH: 52,
   };
 }
 
@@ -246,10 +263,13 @@ function render(kind) {
   renderWindow();
   const t3 = performance.now();
   syncBanners();
+  syncHints();
   syncSummary();
   const ms = performance.now() - t0;
   ui.table.dataset.phasesMs = `view ${(t1 - t0).toFixed(1)}, header ${(t2 - t1).toFixed(1)}, ` +
     `rows ${(t3 - t2).toFixed(1)}, banners ${(performance.now() - t3).toFixed(1)}`;
+  // Read and index the hints (when they changed), before the render.
+  ui.table.dataset.hintsMs = model.hintMs.toFixed(1);
   const ds = ui.table.dataset;
   const label = kind === 'render' ? 'renderMs' : (kind === 'update' ? 'updateMs' : 'viewMs');
   ds[label] = ms.toFixed(1);
@@ -366,14 +386,18 @@ function syncHeader() {
     ui.spacerBottomCell.colSpan = span;
   }
   const ths = ui.headRow.children;
+  const colMarks = model.hidx.cols;
   for (let i = 0; i < view.cols.length; i += 1) {
     const th = ths[FIXED_COLS.length + i];
     const n = view.cols[i];
     const info = model.info.get(n) || { offline: false, lines: [], sig: '' };
-    if (th._sig === info.sig) continue;
+    const mark = colMarks.get(n);
+    if (th._sig === info.sig && th._mark === mark) continue;
     th._sig = info.sig;
+    th._mark = mark;
     th.classList.toggle('offline', info.offline);
-    th.title = [n, ...info.lines].join('\n');
+    markClass(th, mark);
+    th.title = [n, ...(mark ? mark.lines : []), ...info.lines].join('\n');
     setText(th.lastChild, info.offline ? '⚠ offline' : 'paths ›');
   }
   const sortKey = `${prefs.sort.key}\u0001${prefs.sort.dir}`;
@@ -490,7 +514,14 @@ function patchRow(tr, r) {
   const c = tr.children;
   const th = c[0];
   setText(th, r.wwid);
-  const title = [r.wwid, r.alias && `alias ${r.alias}`, r.used && `used by ${r.used}`].filter(Boolean).join('\n');
+  const hidx = model.hidx;
+  const rowMark = hidx.rows.get(r.wwid);
+  if (th._mark !== rowMark) {
+    th._mark = rowMark;
+    markClass(th, rowMark);
+  }
+  const title = [r.wwid, r.alias && `alias ${r.alias}`, r.used && `used by ${r.used}`,
+    ...(rowMark ? rowMark.lines : [])].filter(Boolean).join('\n');
   if (th.title !== title) th.title = title;
   setText(c[1], r.alias);
   setText(c[2], r.used);
@@ -520,23 +551,34 @@ function patchRow(tr, r) {
   while (cells.length > cols.length) cells.pop().remove();
   const info = model.info;
   const nodes = r.nodes;
+  const marks = hidx.cells.get(r.wwid);
   for (let i = 0; i < cols.length; i += 1) {
     const n = cols[i];
-    patchCell(cells[i], n, hasOwn(nodes, n) ? nodes[n] : null, info.get(n));
+    patchCell(cells[i], n, hasOwn(nodes, n) ? nodes[n] : null, info.get(n), cellMark(marks, n));
   }
 }
 
-function patchCell(td, node, c, info) {
+/** Mark (or unmark) an element as explained by a hint: `hinted hint-<severity>`, data-hint. */
+function markClass(el, mark) {
+  for (const s of ['critical', 'warning', 'info']) el.classList.toggle(`hint-${s}`, !!mark && mark.severity === s);
+  el.classList.toggle('hinted', !!mark);
+  if (mark) el.dataset.hint = mark.severity;
+  else delete el.dataset.hint;
+}
+
+function patchCell(td, node, c, info, hint) {
   const isig = info ? info.sig : '';
   const sig = c
     ? `${node}\u0001${c.state}\u0001${c['paths-active']}\u0001${c['paths-total']}\u0001${c.transport}\u0001${isig}`
     : `${node}\u0001\u0001${isig}`;
-  if (td._sig === sig) return;
+  if (td._sig === sig && td._hint === hint) return;
   td._sig = sig;
+  td._hint = hint;
   if (td.dataset.node !== node) td.dataset.node = node;
   const extra = info ? info.lines : [];
   if (!c) {
     td.className = 'cell none';
+    delete td.dataset.hint;
     td.dataset.state = 'none';
     td._ic.textContent = '';
     td._sr.textContent = 'not present';
@@ -548,15 +590,20 @@ function patchCell(td, node, c, info) {
   const a = c['paths-active'];
   const t = c['paths-total'];
   const counts = typeof a === 'number' && typeof t === 'number';
-  td.className = `cell st-${s}`;
+  // A hint about lost paths explains only the cells that lost some.
+  const mark = hint && !(hint.problemsOnly && s === 'optimal') ? hint : undefined;
+  td.className = mark ? `cell st-${s} hinted hint-${mark.severity}` : `cell st-${s}`;
+  if (mark) td.dataset.hint = mark.severity;
+  else delete td.dataset.hint;
   td.dataset.state = s;
   td._ic.textContent = STATES[s].icon;
-  // The icon tells the state without colour; screen readers get the word.
-  td._sr.textContent = counts ? `${STATES[s].label} ` : '';
+  // The icon tells the state without colour; screen readers get the word (and the hint).
+  td._sr.textContent = (counts ? `${STATES[s].label} ` : '') + (mark ? 'root-cause hint ' : '');
   td._tx.data = counts ? `${a}/${t}` : STATES[s].label;
   const lines = [`${node}: ${STATES[s].label}`];
   if (counts) lines.push(`${a} of ${t} paths active`);
   if (typeof c.transport === 'string') lines.push(`transport: ${c.transport}`);
+  if (mark) lines.push(...mark.lines);
   td.title = lines.concat(extra).join('\n');
 }
 
@@ -611,6 +658,19 @@ function syncBanners() {
       h('strong', { text: 'Node errors:' }), h('ul', null, errs)));
   }
   replace(ui.nodeBanner, parts);
+}
+
+/** The hint banners, rebuilt only when the hints or the aliases of their LUNs change. */
+function syncHints() {
+  const names = new Map();
+  if (model.hints.length) {
+    const hinted = new Set(model.hints.flatMap((x) => x.luns));
+    for (const r of model.rows) if (r.alias && hinted.has(r.wwid)) names.set(r.wwid, r.alias);
+  }
+  const key = `${model.hintKey}\u0001${JSON.stringify([...names])}`;
+  if (ui.hintKey === key) return;
+  ui.hintKey = key;
+  renderBanners(ui.hintBanners, model.hints, names);
 }
 
 function syncSummary() {

@@ -8,7 +8,8 @@
 //! - [`require_token`] is the middleware every request passes: `Authorization: Bearer
 //!   <id>:<secret>` or `Authorization: PVEAPIToken=<id>=<secret>`; `Sys.Audit` for GET/HEAD,
 //!   `Sys.Modify` for every write ([`required_privilege`]). Only [`is_open_path`] paths (`/health`
-//!   and the web UI's static assets) pass without a token.
+//!   and the web UI's static assets) pass without a token, and `/metrics` when the server was
+//!   started with `--metrics-public` ([`Auth::with_public_metrics`]).
 //! - 401 (missing, unknown, wrong or expired token) always says the same, whether the id exists
 //!   or not, and an unknown id costs the same argon2 verification as a wrong secret (against a
 //!   dummy hash). 403 only after the secret was verified. Failed attempts are logged with the
@@ -75,6 +76,9 @@ pub fn is_open_path(path: &str) -> bool {
     matches!(path, "/health" | "/" | "/index.html" | "/ui") || path.starts_with("/ui/")
 }
 
+/// POST routes that only compute an answer and change nothing: `Sys.Audit` is enough.
+pub const READ_ONLY_POSTS: &[&str] = &["/api2/json/cluster/multipath/preflight"];
+
 fn secret_key(id: &str, secret: &str) -> (String, [u8; 32]) {
     (id.to_owned(), Sha256::digest(secret.as_bytes()).into())
 }
@@ -109,6 +113,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Auth {
     inner: Arc<Inner>,
+    /// `/metrics` without a token.
+    public_metrics: bool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -148,6 +154,7 @@ impl Auth {
                 hashing: Arc::new(Semaphore::new(HASH_SLOTS)),
                 dummy: OnceLock::new(),
             }),
+            public_metrics: false,
         };
         // Compute the dummy hash ahead, so the first unknown id costs no more than a wrong
         // secret.
@@ -156,6 +163,17 @@ impl Auth {
             drop(rt.spawn_blocking(move || a.dummy_hash()));
         }
         auth
+    }
+
+    /// Let `/metrics` through without a token when `public` (`serve --metrics-public`).
+    pub fn with_public_metrics(mut self, public: bool) -> Auth {
+        self.public_metrics = public;
+        self
+    }
+
+    /// Whether `path` passes without a token: [`is_open_path`], and `/metrics` when public.
+    pub fn is_open(&self, path: &str) -> bool {
+        is_open_path(path) || (self.public_metrics && path == crate::metrics::PATH)
     }
 
     /// The tokens document: read from the store now, or the last good copy if the store
@@ -380,10 +398,16 @@ fn unauthorized(message: String) -> Response {
 /// The middleware: let open paths through, else require a valid, unexpired token with the
 /// privilege the method needs (see the [module docs](self)).
 pub async fn require_token(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
-    if is_open_path(req.uri().path()) {
+    if auth.is_open(req.uri().path()) {
         return next.run(req).await;
     }
-    let need = required_privilege(req.method().as_str());
+    let need = if req.method() == axum::http::Method::POST
+        && READ_ONLY_POSTS.contains(&req.uri().path())
+    {
+        Privilege::SysAudit
+    } else {
+        required_privilege(req.method().as_str())
+    };
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

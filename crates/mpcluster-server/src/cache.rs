@@ -10,9 +10,17 @@
 //! that agent's writes to the store work: while they fail, the local node goes into the
 //! snapshot's `publish-errors` (its cells `unknown`, a `publish-error` in its issues), and a
 //! change of that state recomputes at once.
+//!
+//! The nodes' per-path detail is part of the snapshot; the [`StatusEngine`] decodes a node's
+//! detail only when its value changed, computes the root-cause hints from it and keeps each
+//! hint's `since` across recomputations (also exported in the snapshot's `hint-since`).
+//!
+//! Each successful recomputation's duration goes into [`CacheConfig::metrics`]
+//! (`mpcluster_status_recompute_duration_seconds`); the `/metrics` handler reads them from
+//! [`StatusCache::metrics`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mpcluster_core::NodeName;
@@ -24,6 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::chain;
+use crate::metrics::Metrics;
 use crate::routes::Data;
 use mpcluster_config::pve::{PveMode, STORAGE_CFG_POLL};
 use mpcluster_config::{read_snapshot, unix_now};
@@ -46,6 +55,8 @@ pub struct CacheConfig {
     /// Proxmox mode: the expectations come from storage.cfg, and a change of that file
     /// recomputes at once (it is polled: pmxcfs tells nobody; see `mpcluster_config::pve`).
     pub pve: Option<PveMode>,
+    /// Where recomputation times go (`serve` shares it with its instrumented store).
+    pub metrics: Metrics,
 }
 
 impl Default for CacheConfig {
@@ -57,6 +68,7 @@ impl Default for CacheConfig {
             local_node: None,
             local_publish: None,
             pve: None,
+            metrics: Metrics::default(),
         }
     }
 }
@@ -106,6 +118,7 @@ impl StatusView {
 pub struct StatusCache {
     rx: watch::Receiver<Option<Arc<StatusView>>>,
     first_error: watch::Receiver<Option<String>>,
+    metrics: Metrics,
 }
 
 impl StatusCache {
@@ -117,6 +130,11 @@ impl StatusCache {
     /// Why there is no view yet (the store has not answered since start).
     pub fn startup_error(&self) -> Option<String> {
         self.first_error.borrow().clone()
+    }
+
+    /// The metrics this cache records into ([`CacheConfig::metrics`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Wait until a view computed at or after `after` (unix s) exists (tests, CLI).
@@ -132,8 +150,16 @@ impl StatusCache {
     ) -> (StatusCache, JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
         let (err_tx, first_error) = watch::channel(None);
+        let metrics = config.metrics.clone();
         let task = tokio::spawn(refresh_loop(store, config, tx, err_tx));
-        (StatusCache { rx, first_error }, task)
+        (
+            StatusCache {
+                rx,
+                first_error,
+                metrics,
+            },
+            task,
+        )
     }
 }
 
@@ -202,6 +228,7 @@ async fn refresh_loop(
                 while events.try_recv().is_some() {}
             }
         }
+        let started = Instant::now();
         match read_snapshot(
             store.as_ref(),
             unix_now(),
@@ -221,6 +248,8 @@ async fn refresh_loop(
                     tracing::info!(store = %store.describe(), "store reachable again");
                 }
                 let assembly = engine.assemble(&read.snapshot);
+                // Replays of the exported snapshot show the hints' `since` as kept here.
+                read.snapshot.hint_since = engine.hint_since().clone();
                 for note in &read.notes {
                     tracing::warn!("{note}");
                 }
@@ -235,6 +264,7 @@ async fn refresh_loop(
                     computed_at: unix_now(),
                     store_error: None,
                 };
+                config.metrics.observe_recompute(started.elapsed());
                 let _ = err_tx.send(None);
                 let _ = tx.send(Some(Arc::new(view)));
             }

@@ -11,6 +11,8 @@
 //! - [`auth`]: the middleware requiring API tokens (every route but `/health` and the web UI's
 //!   static files); [`tls`]: HTTPS; [`limits`]: request and connection limits and the
 //!   connection loop ([`limits::serve_with`]).
+//! - [`metrics`]: `GET /metrics` for Prometheus (the status as series, store and HTTP
+//!   request metrics; `Sys.Audit`, or open with [`AppState::metrics_public`]).
 #![warn(missing_docs)]
 
 use std::future::Future;
@@ -28,6 +30,7 @@ pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod metrics;
 mod openapi;
 pub mod routes;
 pub mod tls;
@@ -47,6 +50,8 @@ pub struct AppState {
     pub cache: cache::StatusCache,
     /// Proxmox mode (storages from storage.cfg, read-only here), or `None`.
     pub pve: Option<mpcluster_config::pve::PveMode>,
+    /// Serve `/metrics` without a token (`serve --metrics-public`).
+    pub metrics_public: bool,
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
@@ -55,12 +60,14 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// The router: every route of the API, behind [`auth::require_token`].
 pub fn app(state: AppState) -> Router {
-    let auth = auth::Auth::new(state.store.clone());
+    let auth = auth::Auth::new(state.store.clone()).with_public_metrics(state.metrics_public);
+    let metrics = state.cache.metrics().clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONCURRENT_REQUESTS));
     Router::new()
         .route("/health", get(routes::status::health))
         .merge(ui::router())
         .route("/api2/openapi.json", get(openapi))
+        .route(metrics::PATH, get(metrics::scrape))
         .route(
             "/api2/json/cluster/multipath/status",
             get(routes::status::status),
@@ -68,6 +75,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api2/json/cluster/multipath/snapshot",
             get(routes::status::snapshot),
+        )
+        .route(
+            "/api2/json/cluster/multipath/preflight",
+            post(routes::preflight::preflight),
         )
         .route("/api2/json/cluster/nodes", get(routes::nodes::nodes))
         .route(
@@ -133,6 +144,10 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::count_requests,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -26,6 +26,7 @@ use crate::routes;
     paths(
         routes::status::status,
         routes::status::snapshot,
+        routes::preflight::preflight,
         routes::status::health,
         routes::nodes::nodes,
         routes::nodes::remove,
@@ -56,7 +57,9 @@ pub struct ApiDoc;
 /// Request bodies whose unknown properties are refused.
 const CLOSED_BODIES: &[&str] = &[
     "AcceptPolicy",
+    "Down",
     "OverridesUpdate",
+    "PreflightRequest",
     "RemovalBody",
     "StorageCreate",
     "StorageUpdate",

@@ -44,6 +44,8 @@ const ASSETS: &[Asset] = &[
     asset!("util.js", JS),
     asset!("login.js", JS),
     asset!("health.js", JS),
+    asset!("hints.js", JS),
+    asset!("preflight.js", JS),
     asset!("config.js", JS),
     asset!("form.js", JS),
     asset!("storage.js", JS),

@@ -67,6 +67,7 @@ async fn env() -> Env {
             store: store.clone(),
             cache,
             pve: None,
+            metrics_public: false,
         }),
         store,
         task,
@@ -163,9 +164,17 @@ fn write_body(method: &str, path: &str) -> Option<Value> {
         ("PUT", "/api2/json/storage/{id}") => Some(json!({"disable": true})),
         ("POST", "/api2/json/cluster/multipath/config/plan/{node}/accept") => None,
         ("PUT", "/api2/json/cluster/multipath/config/accept") => Some(json!({"always": false})),
+        ("POST", "/api2/json/cluster/multipath/preflight") => {
+            Some(json!({"down": [{"target": "10.0.0.1"}]}))
+        }
         ("DELETE", _) => None,
         _ => panic!("no request body for {method} {path}: add one to write_body()"),
     }
+}
+
+/// Needs only Sys.Audit: every GET, and the POSTs that change nothing (pre-flight).
+fn is_read(method: &str, path: &str) -> bool {
+    method == "GET" || mpcluster_server::auth::READ_ONLY_POSTS.contains(&path)
 }
 
 fn assert_401(what: &str, status: StatusCode, headers: &HeaderMap, body: &Value, msg: &str) {
@@ -310,8 +319,8 @@ async fn every_route_needs_a_token_with_the_right_privilege() {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{what} Basic: {b}");
         assert!(h.contains_key(header::WWW_AUTHENTICATE));
 
-        if method == "GET" {
-            let (s, _, b) = call(&e.app, method, &uri, Some(&modify_only), None).await;
+        if is_read(method, path) {
+            let (s, _, b) = call(&e.app, method, &uri, Some(&modify_only), body.clone()).await;
             assert_eq!(s, StatusCode::FORBIDDEN, "{what} without Sys.Audit: {b}");
             assert!(
                 b["message"].as_str().unwrap().contains("Sys.Audit"),
@@ -340,9 +349,13 @@ async fn every_route_needs_a_token_with_the_right_privilege() {
     );
     for (i, (method, path)) in routes.iter().enumerate() {
         let uri = concrete(path);
-        let (s, _, b) = if method == "GET" {
+        let (s, _, b) = if is_read(method, path) {
             let auth = if i % 2 == 0 { &audit } else { &audit_pve };
-            call(&e.app, method, &uri, Some(auth), None).await
+            let body = (method != "GET")
+                .then(|| write_body(method, path))
+                .flatten()
+                .map(|v| v.to_string().into_bytes());
+            call(&e.app, method, &uri, Some(auth), body).await
         } else {
             let body = write_body(method, path).map(|v| v.to_string().into_bytes());
             call(&e.app, method, &uri, Some(&admin), body).await

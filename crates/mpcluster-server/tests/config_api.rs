@@ -96,6 +96,7 @@ fn env_over(store: Arc<dyn ClusterStore>, dir: tempfile::TempDir) -> Env {
             store: store.clone(),
             cache,
             pve: None,
+            metrics_public: false,
         })
         .layer(axum::middleware::map_request(with_token)),
         store,

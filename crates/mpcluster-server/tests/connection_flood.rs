@@ -155,6 +155,7 @@ fn normal_requests_are_answered_while_10000_idle_and_slow_header_connections_are
                 store,
                 cache,
                 pve: None,
+                metrics_public: false,
             }),
             ServeOptions::default(),
             async move {

@@ -115,6 +115,7 @@ async fn removing_nodes() {
         store: store.clone(),
         cache,
         pve: None,
+        metrics_public: false,
     });
     let s = wait_columns(&app, &auth, &["n1", "n2"]).await;
     assert_eq!(s["data"]["luns"][0]["nodes"]["n2"]["state"], "unknown");

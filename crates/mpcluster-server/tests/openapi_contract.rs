@@ -348,7 +348,12 @@ async fn env_with(pve: Option<PveMode>) -> Env {
         },
     );
     Env {
-        app: app(AppState { store, cache, pve }),
+        app: app(AppState {
+            store,
+            cache,
+            pve,
+            metrics_public: false,
+        }),
         switch,
         tokens,
         task,
@@ -468,6 +473,7 @@ const PLAN: &str = "/api2/json/cluster/multipath/config/plan";
 const ACCEPT: &str = "/api2/json/cluster/multipath/config/plan/{node}/accept";
 const POLICY: &str = "/api2/json/cluster/multipath/config/accept";
 const HEALTH: &str = "/health";
+const PREFLIGHT: &str = "/api2/json/cluster/multipath/preflight";
 
 /// The cases of each route that need its own data, in the order they run (writes change the
 /// seeded cluster as they go).
@@ -482,6 +488,14 @@ fn specific_cases() -> Vec<Case> {
         case("GET", HEALTH, HEALTH, 200).by(Who::Nobody),
         case("GET", STATUS, STATUS, 200),
         case("GET", SNAPSHOT, SNAPSHOT, 200),
+        case("POST", PREFLIGHT, PREFLIGHT, 200)
+            .body(json!({"down": [{"node": "n1", "adapter": "host3"}], "min-paths": 1})),
+        case("POST", PREFLIGHT, PREFLIGHT, 200)
+            .body(json!({"down": [{"target": "10.0.0.1:3260"}]}))
+            .by(Who::ReadOnly),
+        case("POST", PREFLIGHT, PREFLIGHT, 400)
+            .body(json!({"down": [{"target": "x", "node": "n1"}]})),
+        case("POST", PREFLIGHT, PREFLIGHT, 400).body(json!({"down": [], "bogus": 1})),
         case("GET", NODES, NODES, 200),
         case("GET", DISKS, disks("n1"), 200),
         case("GET", DISKS, disks("bad%20name"), 400),
@@ -586,6 +600,7 @@ fn generic(method: &'static str, route: &'static str) -> Case {
         ("POST", STORAGES) => c.body(json!({"type": "multipath", "id": "mp4"})),
         ("PUT", STORAGE) => c.body(json!({"disable": true})),
         ("PUT", POLICY) => c.body(json!({"always": false})),
+        ("POST", PREFLIGHT) => c.body(json!({"down": [{"target": "10.0.0.1"}]})),
         _ => c,
     }
 }
@@ -593,7 +608,7 @@ fn generic(method: &'static str, route: &'static str) -> Case {
 fn route_of(doc_route: &str) -> &'static str {
     [
         STATUS, SNAPSHOT, NODES, NODE, DISKS, CONFIG, PLAN, ACCEPT, POLICY, WWIDS, WWID, OVERRIDES,
-        STORAGES, STORAGE, HEALTH,
+        STORAGES, STORAGE, HEALTH, PREFLIGHT,
     ]
     .into_iter()
     .find(|r| *r == doc_route)
@@ -653,7 +668,8 @@ async fn every_route_answers_as_its_schema_says() {
             s,
             b,
         );
-        let who = if *m == "GET" {
+        // The pre-flight changes nothing: a read-only token may ask.
+        let who = if *m == "GET" || *r == PREFLIGHT {
             Who::WriteOnly
         } else {
             Who::ReadOnly

@@ -199,6 +199,7 @@ pub const KEYS: &[FileKey] = &[
     ),
     key("no-agent", Kind::Bool, Section::Server, "true"),
     key("stale-after", Kind::Integer, Section::Server, "180"),
+    key("metrics-public", Kind::Bool, Section::Server, "true"),
     key("log", Kind::String, Section::Logging, r#""info""#),
 ];
 

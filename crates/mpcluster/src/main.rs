@@ -59,6 +59,8 @@ fn main() -> ExitCode {
         match &cli.command {
             Commands::Status(args) => cmd::status::run(args).await,
             Commands::Nodes(args) => cmd::nodes::run(args).await,
+            Commands::Hints(args) => cmd::hints::run(args).await,
+            Commands::Preflight(args) => cmd::preflight::run(args).await,
             Commands::Snapshot(args) => cmd::snapshot::run(args).await,
             #[cfg(feature = "demo")]
             Commands::Demo(args) => cmd::demo::run(args).await,

@@ -1,8 +1,10 @@
 //! The Debian package, built and installed for real: `cargo deb` (one release build, in the
 //! shared target directory), the package's contents and control data, `systemd-analyze verify`
 //! of both units, `dpkg -i`, `mpcluster --version`, the man pages (`man -w`), the bash
-//! completion (loaded and asked), then `dpkg -r` (only the conffile stays) and `dpkg -P`
-//! (nothing stays).
+//! completion (loaded and asked); then both services run from the installed units' own
+//! `ExecStart` lines with nothing but the conffile changed (a simulated multipathd, an embedded
+//! store in a temp dir): the server answers and shows the agent's LUN. Then `dpkg -r` (only the
+//! conffile stays) and `dpkg -P` (nothing stays).
 //!
 //! Needs root, cargo-deb (`scripts/test.sh` installs it), dpkg-dev, systemd (for
 //! systemd-analyze), man-db, bash-completion and multipath-tools (the package depends on it).
@@ -188,6 +190,8 @@ const MAN_PAGES: &[&str] = &[
     "mpcluster-token-list",
     "mpcluster-token-remove",
     "mpcluster-doctor",
+    "mpcluster-hints",
+    "mpcluster-preflight",
 ];
 
 const UNITS: [&str; 2] = ["mpcluster-agent.service", "mpcluster-server.service"];
@@ -305,6 +309,106 @@ fn check_contents(deb: &Path, work: &Path) -> Vec<String> {
     files.into_iter().map(|(p, _)| p).collect()
 }
 
+/// Kills the child on drop (even on panic).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `ExecStart=` command line of an installed unit, split into words.
+fn exec_start(unit: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/usr/lib/systemd/system/{unit}")).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap_or_else(|| panic!("{unit} has no ExecStart="));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+/// Both services as systemd would start them (the units' `ExecStart`), configured by nothing
+/// but /etc/mpcluster/mpcluster.toml: the agent reads a simulated multipathd and publishes,
+/// the server (started separately, `--no-agent`) answers with the agent's LUN.
+fn run_from_the_config_file(work: &Path) {
+    use mpcluster_agent::sim::{SimMap, SimNode, SimState};
+    const WWID: &str = "3600a098038303053453f463045727a01";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _enter = rt.enter();
+    let sim = SimNode::start(
+        &work.join("mpd.sock"),
+        &work.join("sys"),
+        SimState {
+            maps: vec![SimMap::new(WWID, 0, 1 << 30, 2, "scsi:iscsi", 0)],
+            ..SimState::default()
+        },
+    )
+    .unwrap();
+    let root = work.join("root");
+    std::fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    std::fs::write(root.join("usr/sbin/multipath"), "").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = work.join("admin-token");
+    // As an admin edits the shipped file: keys uncommented, nothing on the command line.
+    let shipped = std::fs::read_to_string("/etc/mpcluster/mpcluster.toml").unwrap();
+    let conf = format!(
+        "{shipped}\nstore = \"embedded:{}\"\nnode = \"pkgtest\"\nmultipathd-socket = \"{}\"\n\
+         sysfs-root = \"{}\"\nroot = \"{}\"\ninterval = 1\nlisten = \"127.0.0.1:{port}\"\n\
+         admin-token-file = \"{}\"\n",
+        work.join("store").display(),
+        work.join("mpd.sock").display(),
+        sim.sysfs_root().display(),
+        root.display(),
+        token.display(),
+    );
+    std::fs::write("/etc/mpcluster/mpcluster.toml", conf).unwrap();
+    let start = |unit: &str| {
+        let argv = exec_start(unit);
+        Child(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _agent = start("mpcluster-agent.service");
+    let _server = start("mpcluster-server.service");
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = Command::new("/usr/bin/mpcluster")
+            .args(["status", "--server", &format!("http://127.0.0.1:{port}")])
+            .arg("--token-file")
+            .arg(&token)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains(WWID) && text.contains("optimal 2/2") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the installed services never showed the agent's LUN: {}\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // The agent applied the cluster configuration under its root (none yet: nothing written
+    // but its own record) and the store is where the file says.
+    assert!(work.join("store").is_dir());
+    drop(sim);
+}
+
 fn check_installed() {
     assert_eq!(dpkg_status().as_deref(), Some("install ok installed"));
 
@@ -405,6 +509,7 @@ fn deb_builds_installs_and_purges_cleanly() {
     let mut guard = Installed { armed: true };
     check(Command::new("dpkg").arg("-i").arg(&deb));
     check_installed();
+    run_from_the_config_file(work.path());
 
     // Removal keeps the conffile (and the state directory); purge removes everything.
     check(Command::new("dpkg").args(["--remove", PKG]));

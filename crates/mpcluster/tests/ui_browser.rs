@@ -4,8 +4,9 @@
 //! configuration into temporary roots.
 //!
 //! Screenshots of every page go to `target/ui-screenshots/`. With
-//! `MPCLUSTER_UPDATE_DOCS_SCREENSHOT=1`, the health matrix of the known scenario is also written
-//! to `docs/screenshots/health-matrix.png`.
+//! `MPCLUSTER_UPDATE_DOCS_SCREENSHOT=1`, the README's screenshots are also written to
+//! `docs/screenshots/`: the health matrix of the known scenario (`health-matrix.png`), a
+//! target-side hint (`hints.png`) and a pre-flight answer (`preflight.png`).
 //!
 //! Without chromium/chromedriver the tests print why and skip, except under CI=true, where that
 //! fails them.
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, cell, make_root, row_state};
 use fantoccini::{Client, Locator};
-use mpcluster_agent::sim::{SimMap, SimNode, SimState};
+use mpcluster_agent::sim::{SIM_PORTALS, SimMap, SimNode, SimState};
 use mpcluster_core::config::{BASELINE_PATH, CONF_DIR};
 use mpcluster_core::snapshot::doc_names;
 use mpcluster_store::{Expect, StoreOptions, StoreSpec};
@@ -282,6 +283,22 @@ fn expected_matrix() -> Vec<ExpectedRow> {
     ]
 }
 
+/// With `MPCLUSTER_UPDATE_DOCS_SCREENSHOT=1`: the page at 1360 x `height` as
+/// `docs/screenshots/<name>.png`, for the README.
+async fn docs_screenshot(c: &Client, name: &str, height: u32) {
+    if !std::env::var("MPCLUSTER_UPDATE_DOCS_SCREENSHOT").is_ok_and(|v| v == "1") {
+        return;
+    }
+    c.set_window_size(1360, height).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let png = c.screenshot().await.unwrap();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join(format!("{name}.png")), png).unwrap();
+    c.set_window_size(1400, 900).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
 /// The WWIDs of the matrix rows, in the order shown.
 async fn rows(c: &Client) -> Value {
     js(
@@ -435,17 +452,41 @@ async fn health_matrix_shows_the_state_of_every_cell() {
         "{legend}"
     );
 
-    ui_support::screenshot_dir();
+    // The hint engine's config-drift hint about n1's failed apply: a banner with the API's
+    // sentence, and n1's column header marked (the hint names a node, no LUN); no cell marked.
+    let drift = api_status["hints"]
+        .as_array()
+        .and_then(|l| l.iter().find(|h| h["kind"] == "config-drift"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(drift["nodes"], json!(["n1"]), "{api_status}");
+    let shown = js(
+        c,
+        "const b = document.querySelector('#hint-banners .banner[data-kind=\"config-drift\"]');
+         const th = (n) => document.querySelector(`#matrix thead th[data-node=${n}]`);
+         return { msg: b && b.querySelector('.msg').textContent, nodes: b && b.querySelector('.hint-nodes').textContent,
+                  n1: th('n1').dataset.hint || null, title: th('n1').title, n2: th('n2').dataset.hint || null,
+                  cells: document.querySelectorAll('#matrix td.cell.hinted').length };",
+    )
+    .await;
+    assert_eq!(shown["msg"], drift["message"], "{shown}");
+    assert!(shown["nodes"].as_str().unwrap().contains("n1"), "{shown}");
+    assert_eq!(
+        shown["n1"], drift["severity"],
+        "n1's column marked: {shown}"
+    );
+    assert!(
+        shown["title"]
+            .as_str()
+            .unwrap()
+            .contains(drift["message"].as_str().unwrap()),
+        "{shown}"
+    );
+    assert_eq!(shown["n2"], Value::Null, "{shown}");
+    assert_eq!(shown["cells"], 0, "{shown}");
+
     let shot = screenshot(c, "health-matrix").await;
-    if std::env::var("MPCLUSTER_UPDATE_DOCS_SCREENSHOT").is_ok_and(|v| v == "1") {
-        c.set_window_size(1360, 600).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let png = c.screenshot().await.unwrap();
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("health-matrix.png"), png).unwrap();
-        c.set_window_size(1400, 900).await.unwrap();
-    }
+    docs_screenshot(c, "health-matrix", 780).await;
     assert!(shot.is_file());
 
     // Sorting: WWID ascending, then descending; aria-sort follows.
@@ -1105,7 +1146,9 @@ async fn login_and_stale_data() {
 }
 
 /// Builds a synthetic status of `N` nodes x `L` LUNs in the page (`window.__perf.status()`);
-/// every call after the first changes ~1% of the cells.
+/// every call after the first changes ~1% of the cells. Its hints are the worst case for the
+/// markers: a target-side hint on every LUN of every node, one on a node's column, and one
+/// that comes and goes with each call (so the hint index is rebuilt on every update).
 const SYNTHETIC: &str = r#"
 const N = arguments[0], L = arguments[1];
 const nodes = Array.from({ length: N }, (_, i) => `node${i + 1}`);
@@ -1141,8 +1184,20 @@ function mutate() {
   }
 }
 const overview = nodes.map((n, i) => ({ node: n, online: i !== N - 1, 'last-broadcast': 1795790000 + i, expected: true, stale: false }));
+const everywhere = { id: 'target-side:portal:10.0.0.1:3260', kind: 'target-side', severity: 'warning',
+  nodes: nodes.slice(0, N - 1), luns: luns.map(l => l.wwid), since: 1795790000, 'target-port': '10.0.0.1:3260',
+  message: `target portal 10.0.0.1:3260 has failed paths on all ${N - 1} nodes: look at the array or its network, not the hosts` };
+const drift = { id: 'config-drift:node3:apply-error', kind: 'config-drift', severity: 'warning', nodes: ['node3'],
+  luns: [], since: 1795790000, message: 'node3 failed to apply the cluster\'s multipath configuration, so it runs another one: cannot write conf.d' };
+const blinking = (t) => ({ id: `size-mismatch:${luns[t % L].wwid}`, kind: 'size-mismatch', severity: 'warning',
+  nodes: [nodes[t % N]], luns: [luns[t % L].wwid], since: 1795790000 + t, message: `lun ${t % L} is smaller on ${nodes[t % N]}` });
 window.__perf = {
-  status() { if (tick > 0) mutate(); tick++; return { data: { luns, nodes: { node3: { 'apply-error': 'cannot write conf.d', 'apply-time': 1795790000 } } } }; },
+  status() {
+    if (tick > 0) mutate();
+    tick++;
+    const hints = tick % 2 ? [everywhere, drift, blinking(tick)] : [everywhere, drift];
+    return { data: { luns, nodes: { node3: { 'apply-error': 'cannot write conf.d', 'apply-time': 1795790000 } }, hints } };
+  },
   nodes() { return { data: overview }; },
 };
 return true;
@@ -1195,6 +1250,7 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
     let mut updates = Vec::new();
     let mut frames = Vec::new();
     let mut layouts = Vec::new();
+    let mut hint_ms = Vec::new();
     let mut seen = 0;
     let deadline = Instant::now() + Duration::from_secs(40);
     while updates.len() < 5 {
@@ -1208,6 +1264,7 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
         if n > seen {
             seen = n;
             updates.push(v["ms"].as_f64().unwrap());
+            hint_ms.push(matrix_number(c, "hintsMs").await);
             // Let the frame after the update be painted before reading its time.
             tokio::time::sleep(Duration::from_millis(300)).await;
             frames.push(matrix_number(c, "frameMs").await);
@@ -1222,6 +1279,24 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
     )
     .await;
     assert!(states.as_array().unwrap().len() >= 3, "{states}");
+    // The hints: their banners, and the markers on the cells that lost paths.
+    let hints = js(
+        c,
+        "return { banners: document.querySelectorAll('#hint-banners .banner').length,
+                  marked: document.querySelectorAll('#matrix td.cell.hinted').length,
+                  lost: [...document.querySelectorAll('#matrix td.cell')].filter(td => td.dataset.node !== 'node64' && ['degraded', 'failed'].includes(td.dataset.state)).length,
+                  column: document.querySelector('#matrix thead th[data-node=node3]').dataset.hint || null };",
+    )
+    .await;
+    assert!(
+        (2..=3).contains(&hints["banners"].as_u64().unwrap()),
+        "{hints}"
+    );
+    assert!(
+        hints["marked"].as_u64().unwrap() >= hints["lost"].as_u64().unwrap(),
+        "{hints}"
+    );
+    assert_eq!(hints["column"], "warning", "{hints}");
     // A scroll to the middle: only the rows in view are patched.
     let scroll = js(
         c,
@@ -1243,7 +1318,7 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
         "nodes": 64, "luns": 1000,
         "first_render_ms": render["render"], "first_render_phases": render["phases"], "first_layout_ms": first_layout, "first_frame_ms": frame,
         "update_ms": updates, "update_median_ms": median(&updates),
-        "update_frame_ms": frames, "update_layout_ms": layouts, "scroll_ms": scroll["ms"], "rows_in_dom": scroll["dom"],
+        "update_frame_ms": frames, "update_layout_ms": layouts, "update_hint_index_ms": hint_ms, "scroll_ms": scroll["ms"], "rows_in_dom": scroll["dom"],
     });
     eprintln!("64 x 1000 matrix timings: {report:#}");
     std::fs::write(
@@ -1258,6 +1333,492 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
         scroll["dom"].as_u64().unwrap() < 200,
         "rows are windowed: {report}"
     );
+    b.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Root-cause hints and the maintenance pre-flight
+
+const STATUS: &str = "/api2/json/cluster/multipath/status";
+const PREFLIGHT: &str = "/api2/json/cluster/multipath/preflight";
+const PORTAL_NODES: [&str; 3] = ["n1", "n2", "n3"];
+
+/// Three nodes on the simulated iSCSI array (its two portals, [`SIM_PORTALS`]): vm-disks (4
+/// paths, two through each portal; the LVM storage vmdata sits on it), backup (2 paths, one
+/// through each portal) and archive (SAS: no target port), all optimal; every node's path
+/// detail has reached the server.
+async fn portal_cluster() -> Cluster {
+    let config = json!({"wwids": {
+        W_VM: {"alias": "vm-disks"}, W_BK: {"alias": "backup"}, W_AR: {"alias": "archive"},
+    }});
+    let storage = json!({"storages": [
+        {"type": "multipath", "id": "san", "nodes": PORTAL_NODES},
+        {"type": "lvm", "id": "vmdata", "vgname": "vmdata", "base": format!("san:{W_VM}")},
+    ]});
+    let maps = [
+        (W_VM, "vm-disks", 4, "scsi:iscsi", 2048),
+        (W_BK, "backup", 2, "scsi:iscsi", 8192),
+        (W_AR, "archive", 2, "scsi:sas", 16384),
+    ];
+    let nodes = PORTAL_NODES
+        .iter()
+        .map(|n| (*n, sim_state(&maps)))
+        .collect();
+    let cluster = start_cluster(config, storage, nodes, |_, _| {}).await;
+    cluster.wait_status("every LUN optimal on every node", |s| {
+        PORTAL_NODES.iter().all(|n| {
+            [W_VM, W_BK, W_AR]
+                .iter()
+                .all(|w| cell(s, w, n)["state"] == "optimal")
+        }) && s["hints"].is_null()
+    });
+    // The path detail too: with both portals down the pre-flight knows every path.
+    let both = json!({"down": [{"target": SIM_PORTALS[0]}, {"target": SIM_PORTALS[1]}]});
+    wait_preflight(&cluster.server, &both, "every node's path detail", |r| {
+        r["verdict"] == "unsafe" && r["lost"].as_array().is_some_and(|l| l.len() == 6)
+    });
+    cluster
+}
+
+/// Every path through `portal` on `node` up or down (the array's port, seen from that node).
+fn set_portal(node: &Node, portal: &str, up: bool) {
+    node.sim.update(|s| {
+        for p in s.maps.iter_mut().flat_map(|m| m.paths.iter_mut()) {
+            if p.portal.as_deref() == Some(portal) {
+                p.up = up;
+            }
+        }
+    });
+}
+
+/// POST `body` to the pre-flight until its answer satisfies `pred`; that answer.
+fn wait_preflight(
+    server: &Server,
+    body: &Value,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (code, answer) = server.call("POST", PREFLIGHT, Some(body.clone()));
+            if code == 200 && pred(&answer["data"]) {
+                return answer["data"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last answer: HTTP {code} {answer}"
+            );
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    })
+}
+
+/// Each matrix cell's hint marker as the page shows it: `{wwid: {node: {hint, state, title,
+/// outline}}}`.
+const READ_MARKS: &str = r#"
+const out = {};
+for (const td of document.querySelectorAll('#matrix td.cell')) {
+  const w = td.closest('tr').dataset.wwid;
+  (out[w] = out[w] || {})[td.dataset.node] = { hint: td.dataset.hint || null, state: td.dataset.state,
+    title: td.title, outline: getComputedStyle(td).boxShadow };
+}
+return out;
+"#;
+
+/// A target portal failing on every node: the page shows a target-side hint banner (the API's
+/// sentence and severity, the nodes, the LUNs by alias, since when) and marks the cells the
+/// hint explains (outline, the sentence in the title), not the others; when the portal comes
+/// back the banner and the markers go, without a reload. Screenshot: hints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_portal_down_everywhere_shows_a_hint_banner_and_marks_cells() {
+    let Some(b) =
+        browser("target_portal_down_everywhere_shows_a_hint_banner_and_marks_cells").await
+    else {
+        return;
+    };
+    let c = &b.client;
+    let cluster = portal_cluster().await;
+    cluster.server.open(c, "#/health").await;
+    wait_js(
+        c,
+        "const t = document.getElementById('matrix'); return t && t.dataset.renderMs && \
+         document.querySelectorAll('#matrix tbody tr.row').length === 3",
+        "the matrix",
+    )
+    .await;
+    let none = js(
+        c,
+        "window.__marker = 1; return document.querySelectorAll('#hint-banners .banner, #matrix .hinted').length",
+    )
+    .await;
+    assert_eq!(none, 0, "no hint while every path is up");
+
+    for n in &cluster.nodes {
+        set_portal(n, SIM_PORTALS[0], false);
+    }
+    let down_everywhere = format!("is down for all {} nodes", PORTAL_NODES.len());
+    cluster.wait_status("the target-side hint", |s| {
+        s["hints"].as_array().is_some_and(|l| {
+            l.iter().any(|h| {
+                h["kind"] == "target-side"
+                    && h["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(&down_everywhere))
+            })
+        })
+    });
+    let status = cluster.server.get(STATUS);
+    let hint = status["hints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "target-side")
+        .cloned()
+        .unwrap();
+    assert_eq!(hint["target-port"], SIM_PORTALS[0], "{hint}");
+    assert_eq!(hint["nodes"], json!(PORTAL_NODES), "{hint}");
+    assert_eq!(hint["luns"], json!([W_VM, W_BK]), "{hint}");
+    assert_eq!(
+        hint["severity"], "warning",
+        "every LUN keeps a path: {hint}"
+    );
+    let message = hint["message"].as_str().unwrap();
+    assert!(message.contains(SIM_PORTALS[0]), "{message}");
+
+    // The banner, as the API says.
+    let banner = wait_js(
+        c,
+        &format!(
+            "const b = document.querySelector('#hint-banners .banner[data-kind=\"target-side\"]');
+             if (!b || b.querySelector('.msg').textContent !== {}) return null;
+             const items = (sel) => [...b.querySelectorAll(sel)].map(l => l.textContent);
+             return {{ severity: b.dataset.severity, cls: b.className, kind: b.querySelector('.hint-kind').textContent,
+                       nodes: items('.hint-nodes li'), luns: [...b.querySelectorAll('.hint-luns li')].map(l => l.dataset.wwid + ' ' + l.textContent),
+                       since: b.querySelector('.hint-since').textContent, matrixBelow: !!(b.compareDocumentPosition(document.getElementById('matrix')) & Node.DOCUMENT_POSITION_FOLLOWING) }};",
+            json!(message)
+        ),
+        "the hint banner",
+    )
+    .await;
+    eprintln!("hint banner: {banner:#}");
+    assert_eq!(banner["severity"], "warning");
+    assert!(
+        banner["cls"].as_str().unwrap().contains("banner warn"),
+        "severity-coloured: {banner}"
+    );
+    assert_eq!(banner["kind"], "Warning · target-side: ");
+    assert_eq!(banner["nodes"], json!(PORTAL_NODES));
+    assert_eq!(
+        banner["luns"],
+        json!([format!("{W_VM} vm-disks"), format!("{W_BK} backup")])
+    );
+    let since = banner["since"].as_str().unwrap();
+    assert!(
+        since.starts_with("since 20") && since.len() == "since 2026-12-07 23:17:41".len(),
+        "{since}"
+    );
+    assert_eq!(
+        banner["matrixBelow"], true,
+        "the banner is above the matrix"
+    );
+
+    // The cells the hint explains are marked, with the sentence in their title; archive (SAS,
+    // no target port) is not.
+    let marks = wait_js(
+        c,
+        &format!(
+            "const m = (() => {{ {READ_MARKS} }})(); return m['{W_VM}'] && m['{W_VM}'].n3.hint ? m : null;"
+        ),
+        "the marked cells",
+    )
+    .await;
+    for n in PORTAL_NODES {
+        for (w, text) in [(W_VM, "2/4"), (W_BK, "1/2")] {
+            let m = &marks[w][n];
+            assert_eq!(m["hint"], "warning", "{w} on {n}: {m}");
+            assert_eq!(m["state"], "degraded", "{w} on {n}: {m}");
+            let title = m["title"].as_str().unwrap();
+            assert!(title.contains(message), "{w} on {n}: {title}");
+            assert!(m["outline"].as_str().unwrap().contains("inset"), "{m}");
+            let shown = js(
+                c,
+                &format!("return document.querySelector('#matrix tr[data-wwid=\"{w}\"] td.cell[data-node={n}]').textContent"),
+            )
+            .await;
+            assert!(shown.as_str().unwrap().contains(text), "{shown}");
+        }
+        let m = &marks[W_AR][n];
+        assert_eq!(m["hint"], Value::Null, "archive on {n}: {m}");
+        assert_eq!(m["outline"], "none", "archive on {n}: {m}");
+        assert!(!m["title"].as_str().unwrap().contains(message), "{m}");
+    }
+    screenshot(c, "health-hint").await;
+    docs_screenshot(c, "hints", 460).await;
+
+    // The portal comes back: banner and markers go, in the open page.
+    for n in &cluster.nodes {
+        set_portal(n, SIM_PORTALS[0], true);
+    }
+    wait_js(
+        c,
+        "return !document.querySelector('#hint-banners .banner') && !document.querySelector('#matrix .hinted') && \
+         [...document.querySelectorAll('#matrix td.cell')].every(td => td.dataset.state === 'optimal' && !td.dataset.hint)",
+        "the hint to clear",
+    )
+    .await;
+    assert_eq!(js(c, "return window.__marker").await, 1, "no reload");
+    assert!(
+        cluster.server.get(STATUS)["hints"].is_null(),
+        "the API has no hint either"
+    );
+    b.close().await;
+}
+
+/// The pre-flight form's answer as the page shows it: `{verdict, text, cls, lost: [...],
+/// below: [...], unchecked: [...]}`, each row `{wwid, node, lun, paths, used}`.
+const READ_PREFLIGHT: &str = r#"
+const v = document.getElementById('preflight-verdict');
+if (!v) return null;
+const rows = (id) => [...document.querySelectorAll(`#${id} tbody tr`)].map(tr => ({
+  wwid: tr.dataset.wwid, node: tr.dataset.node, lun: tr.querySelector('td.lun').textContent,
+  paths: tr.querySelector('td.paths').textContent, used: tr.querySelector('td.used-by').textContent }));
+return { verdict: v.dataset.verdict, text: v.textContent, cls: v.className, lost: rows('preflight-lost'),
+         below: rows('preflight-below'),
+         unchecked: [...document.querySelectorAll('#preflight-unchecked li')].map(li => li.dataset.node + ': ' + li.textContent) };
+"#;
+
+/// Click "Check" and wait for an answer with `verdict`.
+async fn check_preflight(c: &Client, verdict: &str) -> Value {
+    click(c, "preflight-check").await;
+    let script = format!(
+        "const r = (() => {{ {READ_PREFLIGHT} }})(); return r && r.verdict === '{verdict}' ? r : null;"
+    );
+    let answer = wait_js(c, &script, &format!("the {verdict} answer")).await;
+    eprintln!("pre-flight answer: {answer:#}");
+    answer
+}
+
+/// `(wwid, node)` of each row of the page's or the API's impact list.
+fn impacts(rows: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["wwid"].as_str().unwrap().to_owned(),
+                r["node"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The pre-flight form against the real server and simulated nodes: one of the two portals
+/// down is SAFE (backup listed as dropping below 2 paths), both are UNSAFE listing every iSCSI
+/// LUN on every node with its name and storages (as the API says); a portal and an adapter of
+/// one node at once cut only that node's backup off; a bad node name gets the API's own field
+/// message next to the node input; with a node silent the answer is UNKNOWN and names it.
+/// Screenshot: preflight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_form_answers_safe_unsafe_and_unknown() {
+    let Some(b) = browser("preflight_form_answers_safe_unsafe_and_unknown").await else {
+        return;
+    };
+    let c = &b.client;
+    let mut cluster = portal_cluster().await;
+    cluster.server.open(c, "#/health").await;
+    wait_js(
+        c,
+        "return document.querySelectorAll('#matrix tbody tr.row').length === 3 && document.getElementById('preflight')",
+        "the health page",
+    )
+    .await;
+    click_css(c, "#preflight > summary").await;
+
+    // One portal: SAFE; backup keeps 1 of its 2 paths on every node.
+    type_into(c, "pf-target-0", SIM_PORTALS[0]).await;
+    let safe = check_preflight(c, "safe").await;
+    let text = safe["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("SAFE: taking down target={}", SIM_PORTALS[0])),
+        "{text}"
+    );
+    assert!(
+        safe["cls"].as_str().unwrap().contains("banner ok"),
+        "{safe}"
+    );
+    assert_eq!(safe["lost"], json!([]), "{safe}");
+    let below: Vec<(String, String)> = PORTAL_NODES
+        .iter()
+        .map(|n| (W_BK.to_owned(), (*n).to_owned()))
+        .collect();
+    assert_eq!(impacts(&safe["below"]), below, "{safe}");
+    for r in safe["below"].as_array().unwrap() {
+        assert_eq!(r["paths"], "1 of 2 left", "{r}");
+    }
+
+    // Both portals: UNSAFE; every iSCSI LUN on every node, as the API lists them.
+    click(c, "pf-add").await;
+    type_into(c, "pf-target-1", SIM_PORTALS[1]).await;
+    let unsafe_ = check_preflight(c, "unsafe").await;
+    assert!(
+        unsafe_["cls"].as_str().unwrap().contains("banner error"),
+        "{unsafe_}"
+    );
+    let text = unsafe_["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "UNSAFE: taking down target={} + target={}",
+            SIM_PORTALS[0], SIM_PORTALS[1]
+        )),
+        "{text}"
+    );
+    let api = wait_preflight(
+        &cluster.server,
+        &json!({"down": [{"target": SIM_PORTALS[0]}, {"target": SIM_PORTALS[1]}]}),
+        "the API's answer",
+        |r| r["verdict"] == "unsafe",
+    );
+    let mut expected: Vec<(String, String)> = PORTAL_NODES
+        .iter()
+        .flat_map(|n| {
+            [
+                (W_VM.to_owned(), (*n).to_owned()),
+                (W_BK.to_owned(), (*n).to_owned()),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(impacts(&unsafe_["lost"]), expected);
+    assert_eq!(impacts(&api["lost"]), expected, "{api}");
+    for r in unsafe_["lost"].as_array().unwrap() {
+        let (lun, used, paths) = if r["wwid"] == W_VM {
+            ("vm-disks", "vmdata", "all 4 go down")
+        } else {
+            ("backup", "—", "all 2 go down")
+        };
+        assert_eq!(
+            r["lun"],
+            format!("{lun} {}", r["wwid"].as_str().unwrap()),
+            "{r}"
+        );
+        assert_eq!(r["used"], used, "{r}");
+        assert_eq!(r["paths"], paths, "{r}");
+    }
+    screenshot(c, "preflight-unsafe").await;
+    js(
+        c,
+        "document.querySelector('#preflight .pf-body').scrollTop = 0; return true",
+    )
+    .await;
+    docs_screenshot(c, "preflight", 960).await;
+
+    // A portal and an adapter of n1 (host4: the second path of every LUN): only n1's backup
+    // loses both paths.
+    c.find(Locator::Id("pf-kind-1"))
+        .await
+        .unwrap()
+        .select_by_value("adapter")
+        .await
+        .unwrap();
+    type_into(c, "pf-node-1", "n1").await;
+    type_into(c, "pf-adapter-1", "host4").await;
+    let visible = js(
+        c,
+        "const v = (id) => document.getElementById(id).getClientRects().length > 0;
+         return ['target', 'node', 'adapter'].flatMap(f => [v(`pf-${f}-0`), v(`pf-${f}-1`)]);",
+    )
+    .await;
+    assert_eq!(
+        visible,
+        json!([true, false, false, true, false, true]),
+        "each row shows the inputs of its kind (target; node and adapter)"
+    );
+    let one = check_preflight(c, "unsafe").await;
+    assert!(
+        one["text"]
+            .as_str()
+            .unwrap()
+            .contains("node=n1,adapter=host4"),
+        "{one}"
+    );
+    assert_eq!(
+        impacts(&one["lost"]),
+        [(W_BK.to_owned(), "n1".to_owned())],
+        "{one}"
+    );
+
+    // A bad node name: the API's own message, next to the node input.
+    let (code, refused) = tokio::task::block_in_place(|| {
+        cluster.server.call(
+            "POST",
+            PREFLIGHT,
+            Some(json!({"down": [{"target": SIM_PORTALS[0]}, {"node": "bad node"}]})),
+        )
+    });
+    assert_eq!(code, 400, "{refused}");
+    let api_msg = refused["errors"]["down.1.node"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.find(Locator::Id("pf-kind-1"))
+        .await
+        .unwrap()
+        .select_by_value("node")
+        .await
+        .unwrap();
+    type_into(c, "pf-node-1", "bad node").await;
+    click(c, "preflight-check").await;
+    let shown = wait_js(
+        c,
+        "const e = document.getElementById('pf-node-1-error'); return e && e.textContent ? { msg: e.textContent,
+           invalid: document.getElementById('pf-node-1').getAttribute('aria-invalid'),
+           banner: document.getElementById('preflight-error') ? document.getElementById('preflight-error').textContent : null,
+           verdict: !!document.getElementById('preflight-verdict') } : null;",
+        "the node's field error",
+    )
+    .await;
+    assert_eq!(shown["msg"], api_msg, "{shown}");
+    assert_eq!(shown["invalid"], "true", "{shown}");
+    assert!(
+        shown["banner"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cannot check"),
+        "{shown}"
+    );
+    assert_eq!(shown["verdict"], false, "no stale answer shown: {shown}");
+    assert_values(c, &[("pf-node-1", "bad node", "the input is kept")]).await;
+    screenshot(c, "preflight-field-error").await;
+
+    // n3 goes silent: one portal is now UNKNOWN, naming n3.
+    click_css(
+        c,
+        "#pf-rows .pf-row[data-row='1'] button[data-action=remove]",
+    )
+    .await;
+    let n3 = cluster.nodes.iter_mut().find(|n| n.name == "n3").unwrap();
+    n3.agent.take();
+    cluster.wait_status("n3 stale", |s| cell(s, W_VM, "n3")["state"] == "unknown");
+    let unknown = check_preflight(c, "unknown").await;
+    assert!(
+        unknown["cls"].as_str().unwrap().contains("banner warn"),
+        "{unknown}"
+    );
+    let text = unknown["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("UNKNOWN") && text.contains("(n3)"),
+        "{text}"
+    );
+    let unchecked = unknown["unchecked"].as_array().unwrap();
+    assert!(
+        unchecked.len() == 1 && unchecked[0].as_str().unwrap().starts_with("n3: n3"),
+        "{unknown}"
+    );
+    screenshot(c, "preflight-unknown").await;
     b.close().await;
 }
 

@@ -165,7 +165,12 @@ pub struct GroupReport {
 }
 
 /// One path in the node report (unknown fields are left out of its JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The target port a path goes through is what multipathd reports where it knows it (FC:
+/// `target-wwpn`); where it does not (iSCSI: multipathd names the target IQN and the initiator
+/// side, not the portal; NVMe-oF: nothing) the agent adds it from sysfs ([`PathSysfs`]):
+/// `portal`, `nvme-address`, `nqn`, and `target-wwpn` from the FC remote port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub struct PathReport {
@@ -224,6 +229,146 @@ pub struct PathReport {
     /// LUN number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lun: Option<u64>,
+    /// iSCSI: the portal the path's session is connected to, `address:port` (IPv6 in
+    /// brackets), from sysfs (the connection's `persistent_address` / `persistent_port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal: Option<String>,
+    /// NVMe-oF: the controller's address as sysfs gives it (`traddr=10.0.0.1,trsvcid=4420`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvme_address: Option<String>,
+    /// NVMe-oF: the subsystem NQN (sysfs `subsysnqn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nqn: Option<String>,
+}
+
+/// What sysfs says about a path's target side (the agent reads it: `mpcluster_agent::sysfs`).
+/// Every field is optional; [`PathReport::enrich`] fills in only what the report lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PathSysfs {
+    /// iSCSI portal `address:port`.
+    pub portal: Option<String>,
+    /// iSCSI target name (the session's `targetname`).
+    pub iscsi_target: Option<String>,
+    /// FC remote port WWPN (`fc_remote_ports/rport-*/port_name`).
+    pub target_wwpn: Option<String>,
+    /// FC remote port WWNN (`node_name`).
+    pub target_wwnn: Option<String>,
+    /// NVMe controller address.
+    pub nvme_address: Option<String>,
+    /// NVMe subsystem NQN.
+    pub nqn: Option<String>,
+}
+
+impl PathSysfs {
+    /// Whether nothing is known.
+    pub fn is_empty(&self) -> bool {
+        *self == PathSysfs::default()
+    }
+}
+
+/// What kind of target port a [`TargetPort`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum PortKind {
+    /// An iSCSI portal (`address:port`).
+    Portal,
+    /// An FC target port (WWPN).
+    Wwpn,
+    /// An NVMe-oF controller address.
+    NvmeController,
+    /// Only the target's name is known (iSCSI IQN, NQN or target WWNN), not the port.
+    Target,
+}
+
+impl PortKind {
+    /// How people call it ("target portal", ...).
+    pub fn noun(self) -> &'static str {
+        match self {
+            PortKind::Portal => "target portal",
+            PortKind::Wwpn => "target port",
+            PortKind::NvmeController => "NVMe controller",
+            PortKind::Target => "target",
+        }
+    }
+}
+
+/// The target port a path goes through, as far as it is known.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetPort {
+    /// What `id` is.
+    pub kind: PortKind,
+    /// The portal, WWPN, controller address or (kind `target`) target name.
+    pub id: String,
+    /// The target's name (IQN, NQN, WWNN), when known and not `id` itself.
+    pub target: Option<String>,
+}
+
+impl PathReport {
+    /// Fill in what sysfs knows and the report lacks (values are clipped like multipathd's).
+    pub fn enrich(&mut self, info: PathSysfs) {
+        fn fill(slot: &mut Option<String>, value: Option<String>) {
+            if slot.is_none()
+                && let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+            {
+                *slot = Some(clip(v, REPORT_TEXT_MAX));
+            }
+        }
+        fill(&mut self.portal, info.portal);
+        fill(&mut self.iscsi_target, info.iscsi_target);
+        fill(&mut self.target_wwpn, info.target_wwpn);
+        fill(&mut self.target_wwnn, info.target_wwnn);
+        fill(&mut self.nvme_address, info.nvme_address);
+        fill(&mut self.nqn, info.nqn);
+    }
+
+    /// The target port this path goes through: the iSCSI portal, the FC target WWPN, the NVMe
+    /// controller address, or (kind [`PortKind::Target`]) only the target's name.
+    pub fn target_port(&self) -> Option<TargetPort> {
+        let name = self
+            .iscsi_target
+            .as_deref()
+            .or(self.nqn.as_deref())
+            .or(self.target_wwnn.as_deref())
+            .map(str::to_owned);
+        let (kind, id) = if let Some(p) = &self.portal {
+            (PortKind::Portal, p.clone())
+        } else if let Some(w) = &self.target_wwpn {
+            (PortKind::Wwpn, w.to_ascii_lowercase())
+        } else if let Some(a) = &self.nvme_address {
+            (PortKind::NvmeController, a.clone())
+        } else {
+            return name.map(|id| TargetPort {
+                kind: PortKind::Target,
+                id,
+                target: None,
+            });
+        };
+        Some(TargetPort {
+            kind,
+            id,
+            target: name,
+        })
+    }
+
+    /// The host adapter the path leaves this node through: the SCSI host (`host3`, from
+    /// `hcil`), else the NVMe controller (`nvme0`, from the device name), else multipathd's
+    /// `host-adapter` (PCI address or iSCSI initiator address).
+    pub fn adapter(&self) -> Option<String> {
+        if let Some(h) = self.hcil.as_deref().and_then(|h| h.split(':').next())
+            && !h.is_empty()
+            && h.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Some(format!("host{h}"));
+        }
+        if let Some(rest) = self.dev.strip_prefix("nvme") {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if !digits.is_empty() {
+                return Some(format!("nvme{digits}"));
+            }
+        }
+        self.host_adapter.clone()
+    }
 }
 
 impl MapReport {
@@ -240,6 +385,20 @@ impl MapReport {
 }
 
 impl NodeReport {
+    /// Add what sysfs knows about each path's target side: `lookup` gets a path's device name
+    /// and returns its [`PathSysfs`] (the agent reads sysfs; `None` = nothing known).
+    pub fn enrich_paths(&mut self, mut lookup: impl FnMut(&str) -> Option<PathSysfs>) {
+        for map in &mut self.maps {
+            for group in &mut map.path_groups {
+                for path in &mut group.paths {
+                    if let Some(info) = lookup(&path.dev) {
+                        path.enrich(info);
+                    }
+                }
+            }
+        }
+    }
+
     /// The per-WWID summaries for the broadcast ([`crate::payload`]). Empty when no map is
     /// assembled, which clears the broadcast.
     pub fn summaries(&self) -> BTreeMap<Wwid, MapSummary> {
@@ -412,6 +571,9 @@ fn path_report(path: &Path, group_marginal: bool) -> PathReport {
         target_wwpn: clip_opt(path.target_wwpn.as_deref()),
         iscsi_target,
         lun: path.lun(),
+        portal: None,
+        nvme_address: None,
+        nqn: None,
     }
 }
 
@@ -524,6 +686,61 @@ mod tests {
         assert_eq!(m["path-groups"][0]["paths"][0]["dev"], "a");
         let back: NodeReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn enrich_and_identity() {
+        let mut p = PathReport {
+            dev: "sdc".into(),
+            hcil: Some("3:0:0:1".into()),
+            target_wwnn: Some("iqn.2003-01.org.example:vm-disks".into()),
+            iscsi_target: Some("iqn.2003-01.org.example:vm-disks".into()),
+            ..PathReport::default()
+        };
+        assert_eq!(
+            p.target_port().map(|t| (t.kind, t.id)),
+            Some((PortKind::Target, "iqn.2003-01.org.example:vm-disks".into()))
+        );
+        p.enrich(PathSysfs {
+            portal: Some(" 10.0.0.1:3260\n".into()),
+            iscsi_target: Some("other".into()),
+            ..PathSysfs::default()
+        });
+        assert_eq!(p.portal.as_deref(), Some("10.0.0.1:3260"));
+        let t = p.target_port().unwrap();
+        assert_eq!(t.kind, PortKind::Portal);
+        assert_eq!(
+            t.target.as_deref(),
+            Some("iqn.2003-01.org.example:vm-disks")
+        );
+        assert_eq!(
+            p.iscsi_target.as_deref(),
+            Some("iqn.2003-01.org.example:vm-disks")
+        );
+        assert_eq!(p.adapter().as_deref(), Some("host3"));
+        let fc = PathReport {
+            dev: "sdf".into(),
+            target_wwpn: Some("0x201000A098C1D2E3".into()),
+            host_adapter: Some("0000:3b:00.0".into()),
+            ..PathReport::default()
+        };
+        let t = fc.target_port().unwrap();
+        assert_eq!(
+            (t.kind, t.id.as_str()),
+            (PortKind::Wwpn, "0x201000a098c1d2e3")
+        );
+        assert_eq!(fc.adapter().as_deref(), Some("0000:3b:00.0"));
+        let nvme = PathReport {
+            dev: "nvme1n1".into(),
+            nvme_address: Some("traddr=10.0.0.5,trsvcid=4420".into()),
+            nqn: Some("nqn.2014-08.org.example:sub".into()),
+            ..PathReport::default()
+        };
+        assert_eq!(nvme.adapter().as_deref(), Some("nvme1"));
+        assert_eq!(nvme.target_port().unwrap().kind, PortKind::NvmeController);
+        // Old reports (no new fields) still decode.
+        let old: PathReport = serde_json::from_str(r#"{"dev":"sdc","usable":true}"#).unwrap();
+        assert!(old.portal.is_none() && old.target_port().is_none());
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub mod transport;
 
 pub use error::{DaemonReply, ParseError, Recovery};
 pub use health::{
-    GroupReport, MapHealth, MapReport, NodeReport, PathReport, map_health, path_usable, summarize,
-    summarize_owned,
+    GroupReport, MapHealth, MapReport, NodeReport, PathReport, PathSysfs, PortKind, TargetPort,
+    map_health, path_usable, summarize, summarize_owned,
 };
 pub use json::parse_maps_json;
 pub use model::{

@@ -4,7 +4,8 @@
 //!
 //! - [`status`]: the LUN x node matrix, the snapshot it was computed from, `/health`;
 //! - [`nodes`]: the node list, one node's multipath detail, forgetting a departed node;
-//! - [`plan`]: the nodes' apply plans and their acceptance;
+//! - [`plan`]: the nodes' apply plans and their acceptance; [`preflight`]: the maintenance
+//!   pre-flight;
 //! - [`config`]: the `defaults` knobs; [`wwids`]: the allow-list; [`overrides`]: the verbatim
 //!   sections; [`storage`]: the storage definitions.
 //!
@@ -26,6 +27,7 @@ pub mod config;
 pub mod nodes;
 pub mod overrides;
 pub mod plan;
+pub mod preflight;
 pub mod status;
 pub mod storage;
 pub mod wwids;

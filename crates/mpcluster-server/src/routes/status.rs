@@ -22,7 +22,7 @@ pub(crate) fn json_body(body: Bytes) -> Response {
 }
 
 /// Whether the client accepts a gzip body (`Accept-Encoding: gzip`, not refused with `q=0`).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()

@@ -16,9 +16,11 @@ pub mod config_file;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
+pub mod hints;
 pub mod node;
 pub mod nodes;
 pub mod overrides;
+pub mod preflight;
 pub mod serve;
 pub mod snapshot;
 pub mod source;
@@ -45,6 +47,15 @@ pub enum Commands {
     Status(status::StatusArgs),
     /// List the cluster's nodes: membership, liveness, last broadcast, errors.
     Nodes(nodes::NodesArgs),
+    /// Root-cause hints: what all nodes' paths together say about where a problem is
+    /// (target-side, host-side, under-pathed, size mismatch, configuration drift).
+    Hints(hints::HintsArgs),
+    /// Maintenance pre-flight: would every LUN keep a usable path on every node with these
+    /// target ports, nodes or adapters down?
+    ///
+    /// Exit code 0 safe, 2 unsafe (some LUN would lose its last usable path on some node),
+    /// 3 unknown (a node that carries LUNs has stale or no path detail), 1 for bad options.
+    Preflight(preflight::PreflightArgs),
     /// Print the cluster snapshot (replay it with `status --snapshot FILE`).
     Snapshot(snapshot::SnapshotArgs),
     /// Run a simulated cluster (embedded store, simulated nodes, real agents and API) with a

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Staleness limit for broadcasts in seconds (default 180).
     #[arg(long, value_name = "SECONDS")]
     pub stale_after: Option<u64>,
+    /// Serve /metrics (Prometheus) without an API token. Anyone who can reach the listen
+    /// address then reads the names of the cluster's LUNs, aliases and nodes and their health,
+    /// and can make the server render a scrape.
+    #[arg(long)]
+    pub metrics_public: bool,
     #[command(flatten)]
     pub agent: AgentArgs,
 }

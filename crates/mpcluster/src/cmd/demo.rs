@@ -2,7 +2,9 @@
 //! nodes (each a fake multipathd over the real socket protocol, with its own sysfs tree) and
 //! one real agent per node, the real API server, and a timeline that loops through the
 //! failures an admin should see: a path fails and comes back, a node goes silent, a node's
-//! configuration apply fails, a LUN loses every path on one node.
+//! configuration apply fails, a LUN loses every path on one node, an array portal fails on
+//! every node and a node logs in on one iSCSI interface only (the last two show as root-cause
+//! hints: target-side, under-pathed).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use mpcluster_agent::MultipathdClient;
 use mpcluster_agent::run::AgentConfig;
-use mpcluster_agent::sim::{SimMap, SimNode, SimState};
+use mpcluster_agent::sim::{SIM_PORTALS, SimMap, SimNode, SimPath, SimState};
 use mpcluster_core::NodeName;
 use mpcluster_core::snapshot::doc_names;
 use mpcluster_server::cache::{CacheConfig, StatusCache};
@@ -104,6 +106,41 @@ impl DemoNode {
                 && let Some(p) = m.paths.get_mut(path)
             {
                 p.up = up;
+            }
+        });
+    }
+
+    /// Every path through `portal` (on every map) up or down: the array's port.
+    fn set_portal(&self, portal: &str, up: bool) {
+        self.sim.update(|s| {
+            for p in s.maps.iter_mut().flat_map(|m| m.paths.iter_mut()) {
+                if p.portal.as_deref() == Some(portal) {
+                    p.up = up;
+                }
+            }
+        });
+    }
+
+    /// Remove the paths of `wwid` leaving through `hosts` (a missing iSCSI login); returns them
+    /// for [`DemoNode::restore_paths`].
+    fn remove_paths(&self, wwid: &str, hosts: &[u32]) -> Vec<SimPath> {
+        let mut removed = Vec::new();
+        self.sim.update(|s| {
+            if let Some(m) = s.maps.iter_mut().find(|m| m.wwid == wwid) {
+                let (gone, kept): (Vec<SimPath>, Vec<SimPath>) =
+                    m.paths.drain(..).partition(|p| hosts.contains(&p.host));
+                m.paths = kept;
+                removed = gone;
+            }
+        });
+        removed
+    }
+
+    fn restore_paths(&self, wwid: &str, paths: Vec<SimPath>) {
+        self.sim.update(|s| {
+            if let Some(m) = s.maps.iter_mut().find(|m| m.wwid == wwid) {
+                m.paths.extend(paths);
+                m.paths.sort_by_key(|p| p.host);
             }
         });
     }
@@ -277,6 +314,7 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             store: store.clone(),
             cache,
             pve: None,
+            metrics_public: false,
         }),
         async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -316,6 +354,24 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             nodes[0].set_all_paths(LUN_BACKUP, false);
             tokio::time::sleep(step).await;
             nodes[0].set_all_paths(LUN_BACKUP, true);
+            println!(
+                "[demo] target portal {} fails on every node (the array's port): a target-side hint",
+                SIM_PORTALS[0]
+            );
+            for n in &nodes {
+                n.set_portal(SIM_PORTALS[0], false);
+            }
+            tokio::time::sleep(step).await;
+            for n in &nodes {
+                n.set_portal(SIM_PORTALS[0], true);
+            }
+            println!(
+                "[demo] {}: logged in on one iSCSI interface only (2 of the 4 paths of vm-disks): an under-pathed hint",
+                nodes[last].name
+            );
+            let removed = nodes[last].remove_paths(LUN_VMS, &[5, 6]);
+            tokio::time::sleep(step).await;
+            nodes[last].restore_paths(LUN_VMS, removed);
         }
     };
     tokio::select! {

@@ -251,8 +251,10 @@ fn path_row(p: &PathReport) -> Vec<(Option<&'static str>, String)> {
     let word = |v: &Option<String>| v.as_deref().map_or_else(|| "?".to_owned(), terminal_safe);
     let adapter = p.host_adapter.as_deref().or(p.host_wwpn.as_deref());
     let target = p
-        .iscsi_target
+        .portal
         .as_deref()
+        .or(p.nvme_address.as_deref())
+        .or(p.iscsi_target.as_deref())
         .or(p.target_wwpn.as_deref())
         .or(p.target_wwnn.as_deref());
     vec![
@@ -417,6 +419,7 @@ mod tests {
             target_wwpn: None,
             iscsi_target: None,
             lun: None,
+            ..PathReport::default()
         }
     }
 

@@ -7,6 +7,8 @@
 //! mode-0600 file (`--admin-token-file`; default `admin-token` in the embedded store's
 //! directory, or in /var/lib/mpcluster for etcd). HTTPS with `--tls-cert`/`--tls-key`
 //! (reloaded on SIGHUP); plain HTTP on a non-loopback address needs `--insecure-http`.
+//! `/metrics` needs a `Sys.Audit` token too, unless `--metrics-public`; the store is wrapped
+//! to measure its requests for it (`mpcluster_server::metrics`).
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -193,6 +195,8 @@ async fn inner(args: &ServeArgs) -> Result<ExitCode, Failure> {
 
 async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Result<ExitCode> {
     let (store, pve) = args.store.open_cluster().await?;
+    let metrics = mpcluster_server::metrics::Metrics::default();
+    let store = metrics.instrument(store);
     let agent_args = agent_in_mode(&args.agent, pve.as_ref()).await?;
     let node = agent_args.node_name()?;
     let bootstrap_task = bootstrap_or_retry(&store, admin_token_file(args)).await?;
@@ -214,6 +218,7 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
             local_node: Some(node.clone()),
             local_publish: local_agent.then_some(publish_rx),
             pve: pve.clone(),
+            metrics,
             ..CacheConfig::default()
         },
     );
@@ -269,7 +274,12 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
     };
     let server = serve_with(
         listener,
-        app(AppState { store, cache, pve }),
+        app(AppState {
+            store,
+            cache,
+            pve,
+            metrics_public: args.metrics_public,
+        }),
         options,
         async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -136,17 +136,29 @@ async fn fetch_snapshot(url: String, client: HttpClient) -> anyhow::Result<Snaps
     Snapshot::from_json(&data.to_string()).context("the server's snapshot")
 }
 
-/// A blocking GET returning the body; non-2xx statuses become errors carrying the server's
-/// message.
-pub fn http_get(client: &HttpClient, url: &str) -> anyhow::Result<String> {
-    let mut req = client
-        .agent
-        .get(url)
-        .timeout(std::time::Duration::from_secs(10));
-    if let Some(auth) = &client.authorization {
-        req = req.set("Authorization", auth);
+impl HttpClient {
+    /// A blocking POST of a JSON body returning the reply's body; non-2xx statuses become
+    /// errors carrying the server's message.
+    pub fn post_json(&self, url: &str, body: &str) -> anyhow::Result<String> {
+        let mut req = self
+            .agent
+            .post(url)
+            .timeout(std::time::Duration::from_secs(10))
+            .set("Content-Type", "application/json");
+        if let Some(auth) = &self.authorization {
+            req = req.set("Authorization", auth);
+        }
+        reply(self, url, req.send_string(body))
     }
-    match req.call() {
+}
+
+/// The body of a reply, or an error naming the status and the server's message.
+fn reply(
+    client: &HttpClient,
+    url: &str,
+    result: Result<ureq::Response, ureq::Error>,
+) -> anyhow::Result<String> {
+    match result {
         Ok(resp) => resp.into_string().context("cannot read the server's reply"),
         Err(ureq::Error::Status(code, resp)) => {
             let body = resp.into_string().unwrap_or_default();
@@ -162,4 +174,17 @@ pub fn http_get(client: &HttpClient, url: &str) -> anyhow::Result<String> {
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot reach {url}"))),
     }
+}
+
+/// A blocking GET returning the body; non-2xx statuses become errors carrying the server's
+/// message.
+pub fn http_get(client: &HttpClient, url: &str) -> anyhow::Result<String> {
+    let mut req = client
+        .agent
+        .get(url)
+        .timeout(std::time::Duration::from_secs(10));
+    if let Some(auth) = &client.authorization {
+        req = req.set("Authorization", auth);
+    }
+    reply(client, url, req.call())
 }

@@ -39,6 +39,15 @@ pub async fn run(args: &StatusArgs) -> Result<ExitCode, Failure> {
                     }
                 )
             );
+            print!(
+                "{}",
+                table::render_hints(
+                    &assembly.status.hints,
+                    TableOptions {
+                        color: super::stdout_color(),
+                    }
+                )
+            );
             for note in &assembly.notes {
                 eprintln!("note: {}", table::terminal_safe(note));
             }
