@@ -56,6 +56,15 @@ pub enum HintKind {
 }
 
 impl HintKind {
+    /// Every kind.
+    pub const ALL: [HintKind; 5] = [
+        HintKind::TargetSide,
+        HintKind::HostSide,
+        HintKind::UnderPathed,
+        HintKind::SizeMismatch,
+        HintKind::ConfigDrift,
+    ];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -287,6 +287,20 @@ async fn the_status_as_series() {
     assert_eq!(value(&s, "mpcluster_node_apply_waiting{node=\"n1\"}"), 0.0);
     assert_eq!(value(&s, "mpcluster_node_maps{node=\"n1\"}"), 2.0);
 
+    // Hints: n1's failed apply is a config-drift hint; every other kind is counted as 0.
+    assert_eq!(value(&s, "mpcluster_hints{kind=\"config-drift\"}"), 1.0);
+    assert_eq!(value(&s, "mpcluster_hints{kind=\"target-side\"}"), 0.0);
+    let hint_series: Vec<&String> = s
+        .keys()
+        .filter(|k| k.starts_with("mpcluster_hint_since_timestamp_seconds{"))
+        .collect();
+    assert_eq!(hint_series.len(), 1, "{hint_series:?}");
+    assert!(
+        hint_series[0].contains("kind=\"config-drift\""),
+        "{hint_series:?}"
+    );
+    assert!((value(&s, hint_series[0]) - unix_now() as f64).abs() < 120.0);
+
     // The server's own.
     assert_eq!(value(&s, "mpcluster_status_refresh_error"), 0.0);
     let computed = value(&s, "mpcluster_status_computed_timestamp_seconds");

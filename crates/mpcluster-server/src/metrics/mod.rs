@@ -46,6 +46,7 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use http_body::Frame;
 use mpcluster_core::MapState;
+use mpcluster_core::hints::HintKind;
 use mpcluster_core::rollup::LunStatus;
 use mpcluster_core::status::Assembly;
 use mpcluster_store::ClusterStore;
@@ -410,6 +411,45 @@ fn render_status_head(
         "1 while the node reports that it could not collect its multipath state from multipathd.",
         &|i| Some(u64::from(nodes[i].issues.collect_error.is_some())),
     );
+
+    // Root-cause hints: a count per kind (every kind, 0 included, for alert rules) and one
+    // series per active hint.
+    let hints = &assembly.status.hints;
+    family(
+        out,
+        "mpcluster_hints",
+        Kind::Gauge,
+        "Active root-cause hints of each kind (target-side, host-side, under-pathed, size-mismatch, config-drift).",
+    );
+    for kind in HintKind::ALL {
+        let count = hints.iter().filter(|h| h.kind == kind).count();
+        sample(
+            out,
+            "mpcluster_hints",
+            &labels1("kind", kind.as_str()),
+            None,
+            count as u64,
+        );
+    }
+    family(
+        out,
+        "mpcluster_hint_since_timestamp_seconds",
+        Kind::Gauge,
+        "One series per active root-cause hint (its id, kind and severity; the sentence is in the status API): since when it has held (unix time).",
+    );
+    for h in hints {
+        let mut l = Vec::new();
+        label(&mut l, "id", &h.id);
+        label(&mut l, "kind", h.kind.as_str());
+        label(&mut l, "severity", h.severity.as_str());
+        sample(
+            out,
+            "mpcluster_hint_since_timestamp_seconds",
+            &l,
+            None,
+            u64::try_from(h.since).unwrap_or(0),
+        );
+    }
 }
 
 /// The per-LUN families, in this order; each is written one LUN at a time.
