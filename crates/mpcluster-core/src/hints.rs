@@ -509,22 +509,31 @@ fn under_pathed(input: &HintInput<'_>, names: &BTreeMap<Wwid, String>, out: &mut
     // (node, have, norm) -> LUNs.
     let mut found: BTreeMap<(&NodeName, u64, u64), BTreeSet<&Wwid>> = BTreeMap::new();
     for (wwid, nodes) in &per_lun {
+        // How many nodes see each path count (once per LUN, not per node: 64 nodes x 1000
+        // LUNs would otherwise be 4 M steps).
+        let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+        for (_, total) in nodes.values() {
+            *counts.entry(*total).or_default() += 1;
+        }
         for (node, (active, total)) in nodes {
             if *total == 0 || active != total {
                 continue;
             }
-            let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
-            for (peer, (_, t)) in nodes {
-                if peer != node {
-                    *counts.entry(*t).or_default() += 1;
-                }
-            }
-            // The most common peer count; a tie goes to the larger.
-            let Some((norm, _)) = counts.iter().max_by_key(|(t, n)| (**n, **t)) else {
+            // The most common count among the peers (this node left out); a tie goes to the
+            // larger.
+            let norm = counts
+                .iter()
+                .filter_map(|(t, n)| {
+                    let peers = if t == total { n - 1 } else { *n };
+                    (peers > 0).then_some((peers, *t))
+                })
+                .max()
+                .map(|(_, t)| t);
+            let Some(norm) = norm else {
                 continue;
             };
-            if total < norm {
-                found.entry((node, *total, *norm)).or_default().insert(wwid);
+            if *total < norm {
+                found.entry((node, *total, norm)).or_default().insert(wwid);
             }
         }
     }
