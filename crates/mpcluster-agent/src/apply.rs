@@ -22,7 +22,7 @@ use mpcluster_config::node_config::{NodeConfig, NodeConfigError, read_node_confi
 use mpcluster_core::config::{
     BASELINE_PATH, DocumentError, MultipathConfig, OVERRIDES_PATH, Overrides, RenderError,
     WWIDS_PATH, merge_wwids_file, render_baseline_keeping, render_overrides,
-    wwids_file::listed_wwids,
+    wwids_file::{foreign_entries, listed_wwids},
 };
 use mpcluster_core::plan::{ApplyPlan, FileAction, FileChange, plan_maps};
 use mpcluster_core::{NodeName, Wwid};
@@ -434,11 +434,7 @@ fn prepare(
     let applied_before = read_wwid_set(&root.join(APPLIED_PATH))?.unwrap_or(ours_before.clone());
     let wanted = config.allow_list();
     let merge = merge_wwids_file(&existing, &wanted, &ours_before);
-    let foreign: BTreeSet<Wwid> = listed_wwids(&existing)
-        .into_iter()
-        .filter_map(|w| Wwid::new(w).ok())
-        .filter(|w| !ours_before.contains(w) && !wanted.contains(w))
-        .collect();
+    let foreign = foreign_entries(&existing, &wanted, &ours_before);
     let wwids = (merge.changed && !(existing.is_empty() && wanted.is_empty()))
         .then(|| merge.content.clone());
     let (mut wwids_added, mut wwids_removed) = (Vec::new(), Vec::new());

@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use mpcluster_config::node_config::read_node_config;
 use mpcluster_config::unix_now;
-use mpcluster_core::config::wwids_file::listed_wwids;
+use mpcluster_core::config::wwids_file::{foreign_entries, listed_wwids};
 use mpcluster_core::config::{
     BASELINE_PATH, FIXED_DEFAULTS, OVERRIDES_PATH, ParserOutput, WWIDS_PATH,
     render_baseline_keeping, render_overrides,
@@ -1585,19 +1585,14 @@ async fn compare_dropins(
     let root = root.to_path_buf();
     let compared = blocking(move || {
         // The baseline keeps the wwids-file entries mpcluster did not add, exactly as the
-        // apply renders it (crate::apply::write_candidate): entries listed in the file, not
-        // recorded in the agent's state as added by us, not allow-listed.
+        // apply renders it: `foreign_entries`, the one rule both use.
         let wwids = read_optional(&root.join(WWIDS_PATH))?.unwrap_or_default();
         let ours: BTreeSet<Wwid> = read_optional(&root.join(STATE_PATH))?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
         let wanted = node_config.config.allow_list();
         let listed = listed_wwids(&wwids);
-        let foreign: BTreeSet<Wwid> = listed
-            .iter()
-            .filter_map(|w| Wwid::new(*w).ok())
-            .filter(|w| !ours.contains(w) && !wanted.contains(w))
-            .collect();
+        let foreign = foreign_entries(&wwids, &wanted, &ours);
         let baseline =
             render_baseline_keeping(&node_config.config, &foreign).map_err(|e| error_chain(&e))?;
         let overrides = render_overrides(&node_config.overrides);

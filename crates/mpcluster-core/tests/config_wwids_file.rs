@@ -124,3 +124,17 @@ proptest! {
         prop_assert!(!again.changed);
     }
 }
+
+#[test]
+fn foreign_entries_are_listed_neither_ours_nor_wanted() {
+    use mpcluster_core::config::wwids_file::foreign_entries;
+    let w = |s: &str| Wwid::new(s).unwrap();
+    let file = "# header\n/3600a0980383030534000000000000001/\n/3600a0980383030534000000000000002/\n/3600a0980383030534000000000000003/\njunk\n/not a wwid/\n";
+    let wanted = BTreeSet::from([w("3600a0980383030534000000000000001")]);
+    let ours = BTreeSet::from([w("3600a0980383030534000000000000002")]);
+    assert_eq!(
+        foreign_entries(file, &wanted, &ours),
+        BTreeSet::from([w("3600a0980383030534000000000000003")])
+    );
+    assert!(foreign_entries("", &wanted, &ours).is_empty());
+}

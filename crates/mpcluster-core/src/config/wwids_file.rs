@@ -47,6 +47,22 @@ pub fn listed_wwids(content: &str) -> BTreeSet<&str> {
     content.lines().filter_map(wwid_of_line).collect()
 }
 
+/// The WWIDs listed in the wwids file `existing` that mpcluster did not add
+/// (`added_by_us`) and the cluster does not allow-list (`wanted`): boot-from-SAN and hand-made
+/// entries, which the baseline keeps as blacklist exceptions so their maps are never dropped.
+/// One rule for the apply and for `doctor`'s check of what the apply rendered.
+pub fn foreign_entries(
+    existing: &str,
+    wanted: &BTreeSet<Wwid>,
+    added_by_us: &BTreeSet<Wwid>,
+) -> BTreeSet<Wwid> {
+    listed_wwids(existing)
+        .into_iter()
+        .filter_map(|w| Wwid::new(w).ok())
+        .filter(|w| !added_by_us.contains(w) && !wanted.contains(w))
+        .collect()
+}
+
 /// Merge the allow-list into the wwids file.
 ///
 /// - Lines whose WWID is in `previously_added_by_us` but not in `wanted` are removed (all of
