@@ -37,22 +37,30 @@ export function clearErrors(fields, msg) {
   msg.className = 'form-msg';
 }
 
-/** Show an API failure: field errors next to their fields, the rest in `msg`. */
-export function showFailure(e, fields, msg, onReload) {
-  const byKey = new Map(fields.map((f) => [f.key, f]));
+/**
+ * Put each field error of the API failure `e` next to its field (`byKey`: error key -> field);
+ * returns the errors without a field as list items and the first field marked.
+ */
+export function markFieldErrors(e, byKey) {
   const rest = [];
-  let firstBad = null;
+  let first = null;
   for (const [k, m] of Object.entries(e.errors || {})) {
     const f = byKey.get(k);
     if (f) {
       f.err.textContent = str(m);
       f.focusEl.setAttribute('aria-invalid', 'true');
       f.wrap.classList.add('invalid');
-      if (!firstBad) firstBad = f;
+      if (!first) first = f;
     } else {
       rest.push(h('li', null, h('code', { text: k }), `: ${str(m)}`));
     }
   }
+  return { rest, first };
+}
+
+/** Show an API failure: field errors next to their fields, the rest in `msg`. */
+export function showFailure(e, fields, msg, onReload) {
+  const { rest, first: firstBad } = markFieldErrors(e, new Map(fields.map((f) => [f.key, f])));
   if (e.status === 409) {
     msg.className = 'form-msg banner warn conflict';
     replace(msg, h('strong', { text: 'Configuration changed meanwhile — reload. ' }),

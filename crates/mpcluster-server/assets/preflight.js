@@ -7,7 +7,7 @@
 // What was typed, whether the form is open and the last answer survive page switches.
 
 import { api } from './api.js';
-import { clearErrors, textField } from './form.js';
+import { clearErrors, markFieldErrors, textField } from './form.js';
 import { clock, h, replace, str } from './util.js';
 
 const KINDS = [
@@ -233,19 +233,7 @@ function showFailure(e, from) {
     byKey.set(`down.${i}.adapter`, r.adapter);
     byKey.set(`down.${i}`, r.self);
   });
-  const rest = [];
-  let first = null;
-  for (const [k, m] of Object.entries(e.errors || {})) {
-    const f = byKey.get(k);
-    if (f) {
-      f.err.textContent = str(m);
-      f.focusEl.setAttribute('aria-invalid', 'true');
-      f.wrap.classList.add('invalid');
-      if (!first) first = f;
-    } else {
-      rest.push(h('li', null, h('code', { text: k }), `: ${str(m)}`));
-    }
-  }
+  const { rest, first } = markFieldErrors(e, byKey);
   ui.result.className = 'pf-result';
   replace(ui.result, h('div', { id: 'preflight-error', class: 'banner error', role: 'alert' },
     h('strong', { text: 'Cannot check: ' }),
