@@ -12,6 +12,8 @@
 //! - [`parser_check`]: [`ParserCheck`], the installed `multipath -t` judging a candidate
 //!   configuration (directly, or in a private mount namespace under another root).
 //! - [`run`]: the agent loop (membership, broadcast on change/refresh, collection errors).
+//! - [`uevent`]: kernel uevents (netlink) that make the agent collect at once (a path failed,
+//!   a map reloaded), parsed and judged by pure functions.
 //! - `sim` (feature `sim`): simulated nodes (maps and paths rendered as multipathd replies) for
 //!   the demo and tests.
 //! - `fake` (feature `fake`): `FakeMultipathd`, a fake daemon on the same protocol for tests and
@@ -34,6 +36,7 @@ pub mod run;
 pub mod sim;
 pub mod socket;
 pub mod sysfs;
+pub mod uevent;
 
 pub use client::{ClientError, MultipathdClient, Reply};
 #[cfg(feature = "fake")]

@@ -47,6 +47,10 @@ pub struct AgentConfig {
     /// multipathd sees it (always for the agent command; the demo turns it off on a machine
     /// without multipath-tools).
     pub parser_check: bool,
+    /// Collect at once on kernel uevents of the devices collected from (a path failed or
+    /// reinstated, a map reloaded, a path added or removed), this long after the first event
+    /// of a burst; `None`: collect on the interval only. Polling goes on either way.
+    pub uevents: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -61,6 +65,7 @@ impl AgentConfig {
             apply_root: None,
             apply_retry: Duration::from_secs(10),
             parser_check: true,
+            uevents: None,
         }
     }
 }
@@ -345,11 +350,20 @@ pub async fn run_reporting(
     let mut apply_retry = tokio::time::interval(config.apply_retry);
     apply_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut apply_failing = false;
+    // Kernel uevents wake the loop early; without the socket the interval alone drives it.
+    let uevents = config
+        .uevents
+        .and_then(crate::uevent::UeventListener::spawn);
+    let uevent_wake = async || match &uevents {
+        Some(listener) => listener.wake().notified().await,
+        None => std::future::pending().await,
+    };
 
     loop {
         let collect_now = tokio::select! {
             _ = &mut shutdown => break,
             _ = interval.tick() => true,
+            () = uevent_wake() => true,
             ev = events.recv(), if applier.is_some() => {
                 match ev {
                     Some(StoreEvent::Document { name }) if [doc_names::CONFIG, doc_names::OVERRIDES, doc_names::STORAGE, doc_names::ACCEPT].contains(&name.as_str()) => apply_due = true,
@@ -397,6 +411,9 @@ pub async fn run_reporting(
             continue;
         }
         let result = collector.collect().await;
+        if let (Some(listener), Ok(collected)) = (&uevents, &result) {
+            listener.set_known(crate::uevent::known_devices(&collected.report));
+        }
         match publisher.tick(store.as_ref(), result).await {
             Ok(()) => {
                 if store_failing {

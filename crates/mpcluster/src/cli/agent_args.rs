@@ -39,4 +39,8 @@ pub struct AgentArgs {
     /// Do not apply the cluster configuration on this node (health reporting only).
     #[arg(long)]
     pub no_apply: bool,
+    /// Do not listen to kernel uevents: collect on the interval only (with them, a path that
+    /// fails or comes back is collected at once).
+    #[arg(long)]
+    pub no_uevents: bool,
 }

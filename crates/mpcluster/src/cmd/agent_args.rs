@@ -54,6 +54,7 @@ impl AgentArgs {
         c.member_ttl = Duration::from_secs(self.member_ttl.max(2));
         c.sysfs_root = self.sysfs_root.clone();
         c.apply_root = (!self.no_apply).then(|| self.root.clone());
+        c.uevents = (!self.no_uevents).then_some(mpcluster_agent::uevent::DEFAULT_DEBOUNCE);
         Ok(c)
     }
 }
