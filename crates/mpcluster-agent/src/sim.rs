@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use mpcluster_core::multipathd::{SHOW_MAPS_JSON, SHOW_PATHS_RAW};
 use serde_json::json;
 
-use crate::fake::{FakeError, FakeHandle, FakeMultipathd};
+use crate::fake::{FakeError, FakeHandle, FakeMultipathd, Misbehaviour};
 use crate::socket::SocketAddrSpec;
 
 /// One simulated path.
@@ -371,6 +371,12 @@ impl SimNode {
     /// A copy of the current state.
     pub fn state(&self) -> SimState {
         self.lock().clone()
+    }
+
+    /// Make the simulated multipathd misbehave for every command (hang, half replies, ...;
+    /// see [`Misbehaviour`]), or with `None` behave again.
+    pub fn set_misbehaviour(&self, misbehaviour: Option<Misbehaviour>) {
+        self.fake.set_misbehaviour(misbehaviour);
     }
 
     /// The socket spec for the agent's client.

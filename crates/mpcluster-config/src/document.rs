@@ -294,6 +294,13 @@ pub async fn load<T: Document>(store: &dyn ClusterStore) -> Result<Loaded<T>, Ed
             stored: false,
         }),
         Some((text, digest)) => {
+            // A newer format is neither read nor overwritten (rolling upgrades).
+            mpcluster_core::format::check_named(T::NAME, &text).map_err(|e| {
+                EditError::Unreadable {
+                    doc: T::NAME,
+                    source: Box::new(e),
+                }
+            })?;
             let value = T::parse(&text).map_err(|source| EditError::Unreadable {
                 doc: T::NAME,
                 source,
@@ -398,6 +405,16 @@ where
         match store.write_doc(T::NAME, &text, expect).await {
             Ok(digest) => {
                 remember(T::NAME, digest, &text);
+                if !current.stored || digest != current.digest {
+                    crate::events::audit(
+                        store,
+                        T::NAME,
+                        current.stored.then_some(current.digest),
+                        Some(digest),
+                        &T::changes(&current.value, &next),
+                    )
+                    .await;
+                }
                 return Ok(Edited { output, digest });
             }
             Err(StoreError::Conflict { .. }) => {

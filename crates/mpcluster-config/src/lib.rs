@@ -25,6 +25,9 @@
 //!   resource.
 //! - [`views`]: what clients see (the API's response data and the CLI's JSON output).
 //! - [`snapshot`]: [`read_snapshot`], everything the status needs, from any store.
+//! - [`events`]: the event history in the store (recording, the audit trail of every
+//!   [`edit`], the recorder lease, queries).
+//! - [`notify`]: the notification targets document and the notification outbox.
 //! - [`nodes`]: [`nodes::remove_node`], forgetting a departed node.
 //! - [`plan`]: the nodes' apply plans and their acceptance (`config plan`, `config accept`).
 //! - [`node_config`]: the documents a node applies, parsed for the agent.
@@ -38,9 +41,11 @@
 pub mod defaults;
 pub mod document;
 pub mod error;
+pub mod events;
 pub mod form;
 pub mod node_config;
 pub mod nodes;
+pub mod notify;
 pub mod overrides;
 pub mod plan;
 pub mod pve;

@@ -101,6 +101,11 @@ pub async fn remove_node(
     if let Err(e) = crate::plan::forget_acceptance(store, node).await {
         tracing::warn!(node = %node, error = %mpcluster_core::error_chain(&e), "cannot forget the node's apply acceptance");
     }
+    let summary = match &online {
+        Some(detail) => format!("node {node} removed (forced while online: {detail})"),
+        None => format!("node {node} removed"),
+    };
+    crate::events::audit(store, "node", None, None, &[summary]).await;
     Ok(Removed {
         node: node.clone(),
         was_online: online.is_some(),

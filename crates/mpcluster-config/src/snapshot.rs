@@ -34,6 +34,7 @@ pub struct ReadSnapshot {
 /// The allow-list and aliases of the stored multipath configuration document
 /// (`{"wwids": {"<wwid>": {"alias": "..."}}}`; other fields are the agents' business).
 pub fn allow_list(doc: &str) -> Result<SnapshotConfig, String> {
+    mpcluster_core::format::check_named(doc_names::CONFIG, doc).map_err(|e| e.to_string())?;
     let value: serde_json::Value =
         serde_json::from_str(doc).map_err(|e| format!("not JSON: {e}"))?;
     let mut out = SnapshotConfig::default();
@@ -78,10 +79,13 @@ pub async fn read_snapshot(
     let storage = match pve {
         None => match store.read_doc(doc_names::STORAGE).await? {
             None => StorageConfig::default(),
-            Some((text, _)) => StorageConfig::parse(&text).unwrap_or_else(|e| {
-                notes.push(format!("document '{}' unreadable: {e}", doc_names::STORAGE));
-                StorageConfig::default()
-            }),
+            Some((text, _)) => mpcluster_core::format::check_named(doc_names::STORAGE, &text)
+                .map_err(|e| e.into())
+                .and_then(|()| StorageConfig::parse(&text))
+                .unwrap_or_else(|e| {
+                    notes.push(format!("document '{}' unreadable: {e}", doc_names::STORAGE));
+                    StorageConfig::default()
+                }),
         },
         Some(pve) => {
             let s = pve.read_storages().await?;
@@ -104,6 +108,16 @@ pub async fn read_snapshot(
         cluster_nodes.extend(multipath.keys().cloned());
     }
     let expectations = expectations(&storage, &cluster_nodes);
+    let flapping = match crate::events::current_flapping(store, now).await {
+        Ok(f) => f,
+        Err(e) => {
+            notes.push(format!(
+                "event history unreadable, flapping not known: {}",
+                mpcluster_core::error_chain(&e)
+            ));
+            Vec::new()
+        }
+    };
 
     Ok(ReadSnapshot {
         snapshot: Snapshot {
@@ -122,6 +136,7 @@ pub async fn read_snapshot(
             expectations,
             publish_errors: Default::default(),
             hint_since: Default::default(),
+            flapping,
         },
         notes,
         storage_source: pve.map(PveMode::storage_cfg),

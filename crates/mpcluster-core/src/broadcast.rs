@@ -68,6 +68,9 @@ pub enum DecodeError {
     /// `maps` is missing or not an object.
     #[error("\"maps\" is missing or not an object")]
     MapsNotObject,
+    /// Written by a newer mpcluster ([`crate::format`]).
+    #[error(transparent)]
+    Newer(crate::format::NewerFormat),
 }
 
 /// A decoded broadcast plus what was ignored in it.
@@ -262,6 +265,31 @@ impl<'de> Deserialize<'de> for Entry {
     }
 }
 
+/// Every node's broadcast names mostly the same WWIDs: each decoding thread keeps the ones it
+/// validated (shared `Arc`s), so a WWID is checked and allocated once per thread, not once per
+/// node. Bounded: cleared when it holds [`INTERNED_MAX`].
+fn interned_wwid(key: &str) -> Result<Wwid, crate::ids::IdError> {
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashSet<Wwid>> =
+            std::cell::RefCell::new(std::collections::HashSet::new());
+    }
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if let Some(w) = seen.get(key) {
+            return Ok(w.clone());
+        }
+        let w = Wwid::new(key)?;
+        if seen.len() >= INTERNED_MAX {
+            seen.clear();
+        }
+        seen.insert(w.clone());
+        Ok(w)
+    })
+}
+
+/// At most this many WWIDs are kept per thread by [`interned_wwid`].
+const INTERNED_MAX: usize = 65_536;
+
 /// The `maps` object: every entry decoded, problems listed.
 struct Maps {
     maps: BTreeMap<Wwid, MapSummary>,
@@ -281,7 +309,7 @@ impl<'de> Deserialize<'de> for Maps {
                 let mut ignored = Vec::new();
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let Entry(entry) = map.next_value()?;
-                    match (Wwid::new(&*key), entry) {
+                    match (interned_wwid(&key), entry) {
                         (Ok(wwid), Some(summary)) => entries.push((wwid, summary)),
                         (Err(e), _) => ignored.push(format!("maps: {e}")),
                         (Ok(_), None) => {
@@ -317,8 +345,16 @@ impl<'de> Deserialize<'de> for Top {
                 let mut maps_bad = false;
                 let mut time = None;
                 let mut truncated = None;
+                let mut format = 1u64;
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     match &*key {
+                        crate::format::FIELD => {
+                            // Not a number: as unknown as a newer one.
+                            format = map
+                                .next_value::<Loose<'de>>()?
+                                .non_negative_int()
+                                .unwrap_or(u64::MAX)
+                        }
                         "maps" => {
                             // Peek the kind without buffering: a non-object `maps` is consumed
                             // as a loose value.
@@ -341,6 +377,13 @@ impl<'de> Deserialize<'de> for Top {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
+                }
+                if format > u64::from(crate::format::BROADCAST_FORMAT) {
+                    return Ok(Top(Err(DecodeError::Newer(crate::format::NewerFormat {
+                        what: "the broadcast".to_owned(),
+                        found: u32::try_from(format).unwrap_or(u32::MAX),
+                        known: crate::format::BROADCAST_FORMAT,
+                    }))));
                 }
                 let Some(maps) = maps.filter(|_| !maps_bad) else {
                     return Ok(Top(Err(DecodeError::MapsNotObject)));

@@ -63,6 +63,28 @@ struct Rule {
 
 impl Rule {
     fn check(&self, v: &str) -> Result<(), IdError> {
+        // The common case, checked without decoding characters: an ASCII value of a fitting
+        // length whose every byte passes. Anything else takes the full path below, which also
+        // finds the reason.
+        if v.is_ascii()
+            && (self.min_len..=self.max_len).contains(&v.len())
+            && v.bytes().all(|b| !(self.forbidden)(char::from(b)))
+            && self.edges_ok(v)
+        {
+            return Ok(());
+        }
+        self.check_slow(v)
+    }
+
+    fn edges_ok(&self, v: &str) -> bool {
+        let ok = |c: Option<char>, rule: Option<Edge>| match (c, rule) {
+            (Some(c), Some((test, _))) => test(c),
+            _ => true,
+        };
+        ok(v.chars().next(), self.first) && ok(v.chars().last(), self.last)
+    }
+
+    fn check_slow(&self, v: &str) -> Result<(), IdError> {
         let err = |reason: String| Err(IdError::new(self.kind, v, reason));
         if v.len() < self.min_len {
             return err(self.too_short.to_owned());
@@ -115,9 +137,9 @@ macro_rules! string_newtype {
             const RULE: Rule = $rule;
 
             /// Validate and wrap.
-            pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
-                let value = value.into();
-                Self::RULE.check(&value)?;
+            pub fn new(value: impl AsRef<str>) -> Result<Self, IdError> {
+                let value = value.as_ref();
+                Self::RULE.check(value)?;
                 Ok($name(Arc::from(value)))
             }
 

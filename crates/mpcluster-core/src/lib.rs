@@ -10,6 +10,9 @@
 //! - [`status`]: status assembly from a snapshot: liveness, staleness, apply errors.
 //! - [`table`]: the human table rendering of a status.
 //! - [`preflight`]: maintenance pre-flight: would every LUN keep a usable path on every node?
+//! - [`format`]: format versions of everything stored (rolling upgrades).
+//! - [`events`]: the event history (matrix and configuration changes), flapping, the log head.
+//! - [`notify`]: notification targets, messages and the outbox (grouping, reminders, flapping).
 //! - [`hints`]: root-cause hints from all nodes' paths (target-side, host-side, under-pathed, ...).
 //! - `synthetic` (feature `synthetic`): generated snapshots of any size (benchmarks, load tests).
 //! - [`multipathd`]: multipathd output model, parsers (JSON and raw text formats), map health.
@@ -20,9 +23,12 @@
 pub mod broadcast;
 pub mod config;
 pub mod digest;
+pub mod events;
+pub mod format;
 pub mod hints;
 pub mod ids;
 pub mod multipathd;
+pub mod notify;
 pub mod payload;
 pub mod plan;
 pub mod preflight;

@@ -145,6 +145,9 @@ pub enum DetailDecodeError {
         #[source]
         source: serde_json::Error,
     },
+    /// Written by a newer mpcluster ([`crate::format`]).
+    #[error(transparent)]
+    Newer(crate::format::NewerFormat),
 }
 
 impl DetailPayload {
@@ -157,6 +160,13 @@ impl DetailPayload {
                 max: DETAIL_BUDGET,
             });
         }
+        crate::format::check(
+            "the path detail",
+            raw,
+            crate::format::FIELD,
+            crate::format::DETAIL_FORMAT,
+        )
+        .map_err(DetailDecodeError::Newer)?;
         serde_json::from_str(raw).map_err(|source| DetailDecodeError::Invalid { source })
     }
 }

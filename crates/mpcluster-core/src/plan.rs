@@ -388,12 +388,14 @@ impl ApplyPlan {
         Some(format!("{head}: {}", parts.join("; ")))
     }
 
-    /// Decode a (peer's) plan value tolerantly enough for newer writers: unknown fields are
-    /// ignored; a value that is not a plan is an error naming why.
+    /// Decode a (peer's) plan value: unknown fields are ignored, a newer version is refused
+    /// naming both versions, a value that is not a plan is an error naming why.
     pub fn decode(raw: &str) -> Result<ApplyPlan, PlanDecodeError> {
         if raw.len() > PLAN_BUDGET {
             return Err(PlanDecodeError::TooLarge(raw.len()));
         }
+        crate::format::check("the apply plan", raw, "version", PLAN_VERSION)
+            .map_err(PlanDecodeError::Newer)?;
         serde_json::from_str(raw).map_err(|e| PlanDecodeError::Invalid(e.to_string()))
     }
 
@@ -416,6 +418,9 @@ pub enum PlanDecodeError {
     /// Not a plan.
     #[error("not an apply plan: {0}")]
     Invalid(String),
+    /// Written by a newer mpcluster ([`crate::format`]).
+    #[error(transparent)]
+    Newer(crate::format::NewerFormat),
 }
 
 #[cfg(test)]

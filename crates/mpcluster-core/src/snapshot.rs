@@ -60,6 +60,10 @@ pub mod doc_names {
     pub const TOKENS: &str = "tokens";
     /// Acceptance of applies that rename or drop maps ([`crate::plan::Acceptance`]).
     pub const ACCEPT: &str = "multipath-accept";
+    /// Notification targets ([`crate::notify::TargetsDoc`]).
+    pub const NOTIFY_TARGETS: &str = "notify-targets";
+    /// The notification outbox ([`crate::notify::Outbox`]).
+    pub const NOTIFY_OUTBOX: &str = "notify-outbox";
 }
 
 /// A cluster snapshot.
@@ -106,6 +110,10 @@ pub struct Snapshot {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub hint_since: BTreeMap<String, i64>,
+    /// The LUNs and cells flapping at `now` ([`crate::events::flapping`], from the cluster's
+    /// event history).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flapping: Vec<crate::events::Flap>,
 }
 
 /// An agent's writes to the store fail: its last attempt's error, and since when its writes
@@ -183,8 +191,18 @@ pub struct SnapshotError {
 impl Snapshot {
     /// Parse and check a snapshot document.
     pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
+        // The fast path; only a failed parse is repeated with the path tracking (which costs
+        // about a third more on a big snapshot) to say where the problem is.
+        let snap = match serde_json::from_str::<Snapshot>(text) {
+            Ok(snap) => snap,
+            Err(_) => Snapshot::from_json_traced(text)?,
+        };
+        Snapshot::check_version(snap)
+    }
+
+    fn from_json_traced(text: &str) -> Result<Snapshot, SnapshotError> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        let snap: Snapshot = serde_path_to_error::deserialize(de).map_err(|e| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             // serde_json appends " at line L column C" to data errors; keep it, it helps.
@@ -192,7 +210,10 @@ impl Snapshot {
                 path,
                 problem: inner.to_string(),
             }
-        })?;
+        })
+    }
+
+    fn check_version(snap: Snapshot) -> Result<Snapshot, SnapshotError> {
         if snap.version != SNAPSHOT_VERSION {
             return Err(SnapshotError {
                 path: "version".to_owned(),

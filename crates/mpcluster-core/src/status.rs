@@ -31,6 +31,15 @@ pub struct Status {
     /// Root-cause hints ([`crate::hints`]), most severe first; absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hints: Vec<Hint>,
+    /// The LUNs (no `node`) and cells flapping now: at least N changes within a window, until
+    /// stable for that window ([`crate::events::flapping`]); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flapping: Vec<crate::events::Flap>,
+    /// Problems with the stored documents the status was computed from (an unreadable or
+    /// newer storage or configuration document is read as empty, and said here); absent when
+    /// there are none. Set by the reader of the store, not by the assembly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// What is known about a node's agent when that is itself the problem.
@@ -227,7 +236,8 @@ pub fn assemble(snap: &Snapshot) -> Assembly {
 /// A node's broadcast as last seen, with its decoded form.
 #[derive(Debug)]
 struct CachedBroadcast {
-    raw: String,
+    /// A hash of the raw value (not kept twice).
+    fingerprint: (u64, usize),
     decoded: Result<broadcast::Decoded, broadcast::DecodeError>,
 }
 
@@ -239,11 +249,99 @@ struct CachedDetail {
     decoded: Result<Arc<DetailPayload>, String>,
 }
 
+type DecodedBroadcast = Result<broadcast::Decoded, broadcast::DecodeError>;
+type DecodedDetail = Result<Arc<DetailPayload>, String>;
+
+/// Below this many bytes to decode, one thread does it all (starting threads costs more).
+const PARALLEL_DECODE_BYTES: usize = 1 << 20;
+
+/// Decode the changed broadcasts and path details, in input order. With more than
+/// [`PARALLEL_DECODE_BYTES`] to decode the work is split over the available cores (scoped
+/// threads; pure computation, no I/O): a big cluster's first status is mostly decoding.
+fn decode_all(
+    broadcasts: &[(&NodeName, &String, (u64, usize))],
+    details: &[(&NodeName, &String, (u64, usize))],
+) -> (Vec<DecodedBroadcast>, Vec<DecodedDetail>) {
+    let decode_b = |raw: &str| broadcast::decode(raw);
+    let decode_d = |raw: &str| {
+        DetailPayload::decode(raw)
+            .map(Arc::new)
+            .map_err(|e| crate::error_chain(&e))
+    };
+    let bytes: usize = broadcasts
+        .iter()
+        .chain(details)
+        .map(|(_, raw, _)| raw.len())
+        .sum();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if bytes < PARALLEL_DECODE_BYTES || threads < 2 {
+        return (
+            broadcasts.iter().map(|(_, r, _)| decode_b(r)).collect(),
+            details.iter().map(|(_, r, _)| decode_d(r)).collect(),
+        );
+    }
+    // Every thread takes every `threads`-th item of both lists (sizes are alike per kind).
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let b: Vec<(usize, DecodedBroadcast)> = broadcasts
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, (_, r, _))| (i, decode_b(r)))
+                        .collect();
+                    let d: Vec<(usize, DecodedDetail)> = details
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, (_, r, _))| (i, decode_d(r)))
+                        .collect();
+                    (b, d)
+                })
+            })
+            .collect();
+        let mut b: Vec<Option<DecodedBroadcast>> = (0..broadcasts.len()).map(|_| None).collect();
+        let mut d: Vec<Option<DecodedDetail>> = (0..details.len()).map(|_| None).collect();
+        for w in workers {
+            // A decoder never panics (it is fuzzed); if it did, the panic goes on here.
+            let (wb, wd) = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            for (i, x) in wb {
+                b[i] = Some(x);
+            }
+            for (i, x) in wd {
+                d[i] = Some(x);
+            }
+        }
+        (
+            b.into_iter().flatten().collect(),
+            d.into_iter().flatten().collect(),
+        )
+    })
+}
+
+/// A value's change-detection key: its length and a fast 64-bit multiply-rotate hash over
+/// 8-byte words (a few instructions per word; SipHash cost a tenth of a big status). Only a
+/// node's own value is compared with its own earlier one, so a crafted collision could only
+/// hide that node's own change from the reader.
 fn fingerprint(raw: &str) -> (u64, usize) {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::hash::DefaultHasher::new();
-    raw.hash(&mut h);
-    (h.finish(), raw.len())
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes = raw.as_bytes();
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h: u64 = K ^ bytes.len() as u64;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    (h ^ (h >> 32), raw.len())
 }
 
 /// Status assembly that remembers decoded broadcasts and path detail between calls: a value
@@ -261,33 +359,41 @@ impl StatusEngine {
     pub fn assemble(&mut self, snap: &Snapshot) -> Assembly {
         self.cache
             .retain(|node, _| snap.kv.multipath.contains_key(node));
-        for (node, raw) in &snap.kv.multipath {
-            let fresh = self.cache.get(node).is_none_or(|c| c.raw != *raw);
-            if fresh {
-                self.cache.insert(
-                    node.clone(),
-                    CachedBroadcast {
-                        raw: raw.clone(),
-                        decoded: broadcast::decode(raw),
-                    },
-                );
-            }
-        }
         self.details
             .retain(|node, _| snap.kv.multipath_detail.contains_key(node));
-        for (node, raw) in &snap.kv.multipath_detail {
-            let fp = fingerprint(raw);
-            if self.details.get(node).is_none_or(|c| c.fingerprint != fp) {
-                self.details.insert(
-                    node.clone(),
-                    CachedDetail {
-                        fingerprint: fp,
-                        decoded: DetailPayload::decode(raw)
-                            .map(Arc::new)
-                            .map_err(|e| crate::error_chain(&e)),
-                    },
-                );
-            }
+        // What changed since the last call, decoded below (in parallel when it is a lot).
+        let broadcasts: Vec<(&NodeName, &String, (u64, usize))> = snap
+            .kv
+            .multipath
+            .iter()
+            .map(|(n, raw)| (n, raw, fingerprint(raw)))
+            .filter(|(n, _, fp)| self.cache.get(*n).is_none_or(|c| c.fingerprint != *fp))
+            .collect();
+        let details: Vec<(&NodeName, &String, (u64, usize))> = snap
+            .kv
+            .multipath_detail
+            .iter()
+            .map(|(n, raw)| (n, raw, fingerprint(raw)))
+            .filter(|(n, _, fp)| self.details.get(*n).is_none_or(|c| c.fingerprint != *fp))
+            .collect();
+        let (decoded_b, decoded_d) = decode_all(&broadcasts, &details);
+        for ((node, _, fp), decoded) in broadcasts.into_iter().zip(decoded_b) {
+            self.cache.insert(
+                node.clone(),
+                CachedBroadcast {
+                    fingerprint: fp,
+                    decoded,
+                },
+            );
+        }
+        for ((node, _, fp), decoded) in details.into_iter().zip(decoded_d) {
+            self.details.insert(
+                node.clone(),
+                CachedDetail {
+                    fingerprint: fp,
+                    decoded,
+                },
+            );
         }
         let mut assembly = assemble_decoded(snap, &self.cache, &self.details);
         self.hints
@@ -558,7 +664,20 @@ fn assemble_decoded(
         .collect();
 
     Assembly {
-        status: Status { luns, nodes, hints },
+        status: Status {
+            flapping: {
+                let rows: BTreeSet<&Wwid> = luns.iter().map(|l| &l.wwid).collect();
+                snap.flapping
+                    .iter()
+                    .filter(|f| rows.contains(&f.wwid))
+                    .cloned()
+                    .collect()
+            },
+            luns,
+            nodes,
+            hints,
+            problems: Vec::new(),
+        },
         notes,
         node_overview,
         details,

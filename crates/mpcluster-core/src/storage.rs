@@ -228,6 +228,10 @@ pub struct StorageConfig {
     /// Every storage, in the order the admin added them.
     #[serde(default)]
     pub storages: Vec<Storage>,
+    /// The document's format ([`crate::format`]): absent (1) in what this build writes; a
+    /// newer one is refused before this type is parsed.
+    #[serde(default, rename = "format", skip_serializing)]
+    pub format: Option<u32>,
 }
 
 /// A storage document that is not consistent.

@@ -129,6 +129,7 @@ pub fn synthetic_snapshot(spec: SyntheticSpec) -> Snapshot {
         },
         publish_errors: BTreeMap::new(),
         hint_since: BTreeMap::new(),
+        flapping: Vec::new(),
     }
 }
 

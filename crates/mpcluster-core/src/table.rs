@@ -244,6 +244,44 @@ pub fn render_hints(hints: &[crate::hints::Hint], options: TableOptions) -> Stri
     out
 }
 
+/// The flapping LUNs and cells for people, one per line under a `Flapping:` heading (empty
+/// when there are none).
+pub fn render_flapping(
+    flaps: &[crate::events::Flap],
+    luns: &[crate::rollup::LunStatus],
+    options: TableOptions,
+) -> String {
+    let mut out = String::new();
+    if flaps.is_empty() {
+        return out;
+    }
+    out.push_str("\nFlapping:\n");
+    for f in flaps {
+        let name = luns
+            .iter()
+            .find(|l| l.wwid == f.wwid)
+            .and_then(|l| l.alias.as_ref())
+            .map_or_else(|| f.wwid.to_string(), |a| format!("{a} ({})", f.wwid));
+        let label = if options.color {
+            "\x1b[35mFLAPPING\x1b[0m"
+        } else {
+            "FLAPPING"
+        };
+        let place = match &f.node {
+            Some(n) => format!("{name} on {n}"),
+            None => name,
+        };
+        let _ = writeln!(
+            out,
+            "  {label} {place}: {} changes since {}, last {}",
+            f.changes,
+            format_unix_utc(f.since),
+            format_unix_utc(f.last)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

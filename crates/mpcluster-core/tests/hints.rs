@@ -143,6 +143,7 @@ fn cluster(reports: Vec<(&str, NodeReport)>) -> Snapshot {
         expectations: Default::default(),
         publish_errors: BTreeMap::new(),
         hint_since: BTreeMap::new(),
+        flapping: Vec::new(),
     }
 }
 

@@ -98,6 +98,7 @@ prop_compose! {
             },
             publish_errors: BTreeMap::new(),
             hint_since: BTreeMap::new(),
+            flapping: Vec::new(),
         }
     }
 }

@@ -1,12 +1,14 @@
-// The shell: hash routes (#/health, #/config, #/storage, #/nodes, #/node/<name>, #/login), the session
-// line in the header, and the 401 -> login redirect.
+// The shell: hash routes (#/health, #/lun/<wwid>, #/config, #/storage, #/notify, #/nodes,
+// #/node/<name>, #/login), the session line in the header, and the 401 -> login redirect.
 
 import { clearToken, setUnauthorizedHandler, tokenId } from './api.js';
 import { h, replace } from './util.js';
 import * as health from './health.js';
 import * as config from './config.js';
 import * as storage from './storage.js';
+import * as notify from './notify.js';
 import * as nodes from './nodes.js';
+import * as timeline from './timeline.js';
 import * as login from './login.js';
 
 const LOGIN_MESSAGE = 'mpcluster.loginMessage';
@@ -20,6 +22,7 @@ function route() {
   switch (parts[0]) {
     case 'config': return { page: config, key: 'config', nav: 'config' };
     case 'storage': return { page: storage, key: 'storage', nav: 'storage' };
+    case 'notify': return { page: notify, key: 'notify', nav: 'notify' };
     case 'nodes': return { page: nodes, key: 'nodes', nav: 'nodes', params: {} };
     case 'node': {
       let name = '';
@@ -29,6 +32,15 @@ function route() {
         name = '';
       }
       return { page: nodes, key: `node/${name}`, nav: 'nodes', params: { node: name } };
+    }
+    case 'lun': {
+      let wwid = '';
+      try {
+        wwid = decodeURIComponent(parts.slice(1).join('/'));
+      } catch {
+        wwid = '';
+      }
+      return { page: timeline, key: `lun/${wwid}`, nav: 'health', params: { wwid } };
     }
     case 'login': return { page: login, key: 'login', nav: '' };
     default: return { page: health, key: 'health', nav: 'health' };

@@ -1,6 +1,7 @@
 // Cluster health: the LUN x node matrix, the root-cause hints (a banner each, markers on the
-// cells, rows and columns they explain; see hints.js) and the maintenance pre-flight form
-// (preflight.js).
+// cells, rows and columns they explain; see hints.js), the maintenance pre-flight form
+// (preflight.js), the recent-events panel and the flapping markers (a ⟳ on the LUN rows and
+// cells the status lists as flapping; see events.js). A LUN's WWID links to its timeline.
 //
 // Polls the status and the node list every 2 s and patches the page in place: rows are
 // windowed (only the rows in view, plus a margin, exist in the DOM; spacer rows keep the
@@ -13,6 +14,8 @@
 // when a status arrives, before its render).
 
 import { api } from './api.js';
+import * as events from './events.js';
+import { NO_FLAPS, flapIndex, lunHref, readFlapping } from './events.js';
 import { NO_HINTS, cellMark, hintIndex, readHints, renderBanners } from './hints.js';
 import * as preflight from './preflight.js';
 import {
@@ -49,6 +52,7 @@ export function unmount() {
   generation += 1;
   clearTimeout(timer);
   preflight.unmount();
+  events.unmount();
   if (ui) {
     window.removeEventListener('resize', ui.onResize);
   }
@@ -162,8 +166,18 @@ function ingest(status, overview, stale) {
   const hidx = model && model.hintKey === hintKey
     ? model.hidx
     : (hints.length ? hintIndex(hints, model ? model.hidx : null) : NO_HINTS);
+  // The flapping index likewise, rebuilt only when the list changes.
+  const rawFlaps = status.flapping;
+  const flapKey = Array.isArray(rawFlaps) && rawFlaps.length ? JSON.stringify(rawFlaps) : '';
+  const fidx = model && model.flapKey === flapKey
+    ? model.fidx
+    : (flapKey ? flapIndex(readFlapping(status), model ? model.fidx : null) : NO_FLAPS);
   const hintMs = performance.now() - h0;
-  return { rows, nodeNames, info, overview: ov, issues, stale, hints, hintKey, hidx, hintMs, at: clock() };
+  // Problems with the stored documents (read as empty by the server).
+  const docProblems = Array.isArray(status.problems) ? status.problems.filter((x) => typeof x === 'string') : [];
+  return {
+    rows, nodeNames, info, overview: ov, issues, stale, hints, hintKey, hidx, flapKey, fidx, hintMs, docProblems, at: clock(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +218,7 @@ function build(main) {
       resetSort,
       legend,
       summary),
-    preflight.build(), staleBanner, hintBanners, nodeBanner, loading, scroller);
+    preflight.build(), events.build(), staleBanner, hintBanners, nodeBanner, loading, scroller);
   main.appendChild(section);
 
   filter.addEventListener('input', () => {
@@ -426,6 +440,17 @@ function makeRow() {
   const th = document.createElement('th');
   th.scope = 'row';
   th.className = 'col-wwid';
+  // The flapping marker (shown when the LUN's cluster state flaps), then the WWID, linking to
+  // the LUN's timeline.
+  const fl = document.createElement('span');
+  fl.className = 'flap';
+  fl.textContent = '⟳';
+  fl.hidden = true;
+  const a = document.createElement('a');
+  a.className = 'lun-link';
+  th.append(fl, a);
+  th._fl = fl;
+  th._a = a;
   tr.appendChild(th);
   for (const cls of ['col-alias', 'col-used', 'col-size', 'col-state']) {
     const td = document.createElement('td');
@@ -513,15 +538,29 @@ function patchRow(tr, r) {
   }
   const c = tr.children;
   const th = c[0];
-  setText(th, r.wwid);
+  const link = th._a;
+  if (link._wwid !== r.wwid) {
+    link._wwid = r.wwid;
+    link.textContent = r.wwid;
+    link.href = lunHref(r.wwid);
+  }
   const hidx = model.hidx;
   const rowMark = hidx.rows.get(r.wwid);
   if (th._mark !== rowMark) {
     th._mark = rowMark;
     markClass(th, rowMark);
   }
+  const flap = model.fidx.rows.get(r.wwid);
+  if (th._flap !== flap) {
+    th._flap = flap;
+    th._fl.hidden = !flap;
+    th.classList.toggle('flapping', !!flap);
+    if (flap) th.dataset.flap = String(flap.changes);
+    else delete th.dataset.flap;
+  }
   const title = [r.wwid, r.alias && `alias ${r.alias}`, r.used && `used by ${r.used}`,
-    ...(rowMark ? rowMark.lines : [])].filter(Boolean).join('\n');
+    ...(rowMark ? rowMark.lines : []), flap && flap.line, 'Click: the timeline of this LUN']
+    .filter(Boolean).join('\n');
   if (th.title !== title) th.title = title;
   setText(c[1], r.alias);
   setText(c[2], r.used);
@@ -541,10 +580,13 @@ function patchRow(tr, r) {
     const sr = document.createElement('span');
     sr.className = 'sr';
     const tx = document.createTextNode('');
-    td.append(ic, sr, tx);
+    const fl = document.createElement('span');
+    fl.className = 'flap';
+    td.append(ic, sr, tx, fl);
     td._ic = ic;
     td._sr = sr;
     td._tx = tx;
+    td._fl = fl;
     tr.appendChild(td);
     cells.push(td);
   }
@@ -552,9 +594,11 @@ function patchRow(tr, r) {
   const info = model.info;
   const nodes = r.nodes;
   const marks = hidx.cells.get(r.wwid);
+  const flaps = model.fidx.cells.get(r.wwid);
   for (let i = 0; i < cols.length; i += 1) {
     const n = cols[i];
-    patchCell(cells[i], n, hasOwn(nodes, n) ? nodes[n] : null, info.get(n), cellMark(marks, n));
+    patchCell(cells[i], n, hasOwn(nodes, n) ? nodes[n] : null, info.get(n), cellMark(marks, n),
+      flaps ? flaps.get(n) : undefined);
   }
 }
 
@@ -566,24 +610,38 @@ function markClass(el, mark) {
   else delete el.dataset.hint;
 }
 
-function patchCell(td, node, c, info, hint) {
+/** Mark (or unmark) a cell as flapping: class `flapping`, data-flap (the changes), ⟳. */
+function flapClass(td, flap) {
+  if (flap) {
+    td.classList.add('flapping');
+    td.dataset.flap = String(flap.changes);
+    td._fl.textContent = '⟳';
+  } else {
+    delete td.dataset.flap;
+    td._fl.textContent = '';
+  }
+}
+
+function patchCell(td, node, c, info, hint, flap) {
   const isig = info ? info.sig : '';
   const sig = c
     ? `${node}\u0001${c.state}\u0001${c['paths-active']}\u0001${c['paths-total']}\u0001${c.transport}\u0001${isig}`
     : `${node}\u0001\u0001${isig}`;
-  if (td._sig === sig && td._hint === hint) return;
+  if (td._sig === sig && td._hint === hint && td._flap === flap) return;
   td._sig = sig;
   td._hint = hint;
+  td._flap = flap;
   if (td.dataset.node !== node) td.dataset.node = node;
   const extra = info ? info.lines : [];
   if (!c) {
     td.className = 'cell none';
+    flapClass(td, flap);
     delete td.dataset.hint;
     td.dataset.state = 'none';
     td._ic.textContent = '';
     td._sr.textContent = 'not present';
     td._tx.data = '';
-    td.title = [`${node}: not present, not expected`, ...extra].join('\n');
+    td.title = [`${node}: not present, not expected`, flap && flap.line, ...extra].filter(Boolean).join('\n');
     return;
   }
   const s = normState(c.state);
@@ -593,24 +651,27 @@ function patchCell(td, node, c, info, hint) {
   // A hint about lost paths explains only the cells that lost some.
   const mark = hint && !(hint.problemsOnly && s === 'optimal') ? hint : undefined;
   td.className = mark ? `cell st-${s} hinted hint-${mark.severity}` : `cell st-${s}`;
+  flapClass(td, flap);
   if (mark) td.dataset.hint = mark.severity;
   else delete td.dataset.hint;
   td.dataset.state = s;
   td._ic.textContent = STATES[s].icon;
   // The icon tells the state without colour; screen readers get the word (and the hint).
-  td._sr.textContent = (counts ? `${STATES[s].label} ` : '') + (mark ? 'root-cause hint ' : '');
+  td._sr.textContent = (counts ? `${STATES[s].label} ` : '') + (mark ? 'root-cause hint ' : '') +
+    (flap ? 'flapping ' : '');
   td._tx.data = counts ? `${a}/${t}` : STATES[s].label;
   const lines = [`${node}: ${STATES[s].label}`];
   if (counts) lines.push(`${a} of ${t} paths active`);
   if (typeof c.transport === 'string') lines.push(`transport: ${c.transport}`);
   if (mark) lines.push(...mark.lines);
+  if (flap) lines.push(flap.line);
   td.title = lines.concat(extra).join('\n');
 }
 
 function syncBanners() {
   const offline = model.overview.filter((o) => o.online === false);
   const issues = Object.entries(model.issues);
-  const key = JSON.stringify([model.stale, offline.map((o) => [o.node, o['last-broadcast'], o.member]), issues]);
+  const key = JSON.stringify([model.stale, offline.map((o) => [o.node, o['last-broadcast'], o.member]), issues, model.docProblems]);
   if (ui.bannerKey === key) return;
   ui.bannerKey = key;
   ui.staleBanner.hidden = !model.stale;
@@ -619,6 +680,11 @@ function syncBanners() {
       ' — showing the last good status; it may not reflect the cluster now.']
     : []);
   const parts = [];
+  if (model.docProblems.length) {
+    parts.push(h('div', { class: 'banner error', id: 'document-banner', role: 'alert' },
+      h('strong', { text: 'Stored configuration problems (read as empty until repaired): ' }),
+      h('ul', null, model.docProblems.map((p) => h('li', { text: p })))));
+  }
   if (offline.length) {
     parts.push(h('div', { class: 'banner warn', id: 'offline-banner' },
       h('strong', { text: `Offline node${offline.length > 1 ? 's' : ''} (${offline.length}): ` }),

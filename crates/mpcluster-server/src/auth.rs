@@ -417,8 +417,10 @@ pub async fn require_token(State(auth): State<Auth>, mut req: Request, next: Nex
         .await
     {
         Ok(id) => {
+            // Configuration changes made by this request name the token in the audit trail.
+            let actor = format!("token:{id}");
             req.extensions_mut().insert(Authenticated(id));
-            next.run(req).await
+            mpcluster_config::events::as_actor(actor, next.run(req)).await
         }
         Err(Denied::Missing) => {
             tracing::debug!(peer = %PeerOpt(peer), path = %req.uri().path(), "API request without a token");

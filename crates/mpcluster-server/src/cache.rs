@@ -84,6 +84,9 @@ pub struct StatusView {
     pub doc_notes: Vec<String>,
     /// When it was computed (unix s).
     pub computed_at: i64,
+    /// Counts the successful recomputations of this cache (the same for a view re-sent with a
+    /// store error): tells whether a picture is new.
+    pub generation: u64,
     /// `{"data": {"luns", "nodes"}}`.
     pub status_body: Bytes,
     /// `status_body` gzip-compressed (computed once per recomputation, not per request; the
@@ -180,6 +183,19 @@ fn gzip(body: &[u8]) -> Bytes {
     Bytes::from(enc.finish().unwrap_or_default())
 }
 
+/// Whether a store change can change the status. The recorder's lease renewals, sealed event
+/// chunks and the notifier's outbox cannot (the log's head can: flapping comes from it).
+fn affects_status(ev: &mpcluster_store::StoreEvent) -> bool {
+    match ev {
+        mpcluster_store::StoreEvent::Document { name } => {
+            name != mpcluster_config::events::LEADER_DOC
+                && !name.starts_with("events-")
+                && !name.starts_with("notify-")
+        }
+        _ => true,
+    }
+}
+
 async fn refresh_loop(
     store: Arc<dyn ClusterStore>,
     config: CacheConfig,
@@ -191,6 +207,7 @@ async fn refresh_loop(
     let mut timer = tokio::time::interval(config.refresh);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_error: Option<String> = None;
+    let mut generation = 0u64;
     let mut publish = config.local_publish.clone();
     let mut storage_cfg = config
         .pve
@@ -219,9 +236,12 @@ async fn refresh_loop(
                 }
             }
             ev = events.recv() => {
-                if ev.is_none() {
+                let Some(ev) = ev else {
                     tracing::info!("store event channel closed; status cache stops");
                     return;
+                };
+                if !affects_status(&ev) {
+                    continue;
                 }
                 // Debounce: one recomputation for a burst of changes.
                 tokio::time::sleep(config.debounce).await;
@@ -247,7 +267,9 @@ async fn refresh_loop(
                 if last_error.take().is_some() {
                     tracing::info!(store = %store.describe(), "store reachable again");
                 }
-                let assembly = engine.assemble(&read.snapshot);
+                let mut assembly = engine.assemble(&read.snapshot);
+                // Unreadable documents are read as empty: the status says so, not only the log.
+                assembly.status.problems = read.notes.clone();
                 // Replays of the exported snapshot show the hints' `since` as kept here.
                 read.snapshot.hint_since = engine.hint_since().clone();
                 for note in &read.notes {
@@ -262,6 +284,10 @@ async fn refresh_loop(
                     assembly: Arc::new(assembly),
                     doc_notes: read.notes,
                     computed_at: unix_now(),
+                    generation: {
+                        generation += 1;
+                        generation
+                    },
                     store_error: None,
                 };
                 config.metrics.observe_recompute(started.elapsed());
@@ -284,6 +310,7 @@ async fn refresh_loop(
                         assembly: prev.assembly.clone(),
                         doc_notes: prev.doc_notes.clone(),
                         computed_at: prev.computed_at,
+                        generation: prev.generation,
                         status_body: prev.status_body.clone(),
                         status_body_gzip: prev.status_body_gzip.clone(),
                         nodes_body: prev.nodes_body.clone(),

@@ -159,6 +159,20 @@ impl From<EditError> for ApiError {
     }
 }
 
+impl From<mpcluster_config::events::EventsError> for ApiError {
+    fn from(e: mpcluster_config::events::EventsError) -> Self {
+        use mpcluster_config::events::EventsError;
+        match e {
+            EventsError::Store(source) => ApiError::from(source),
+            EventsError::Contended => ApiError::new(ErrorKind::Unavailable, chain(&e)),
+            EventsError::Head(_) | EventsError::Chunk { .. } | EventsError::Recorded(_) => {
+                tracing::error!(error = %chain(&e), "event log error");
+                ApiError::new(ErrorKind::Internal, chain(&e))
+            }
+        }
+    }
+}
+
 impl From<RemoveNodeError> for ApiError {
     fn from(e: RemoveNodeError) -> Self {
         match e {

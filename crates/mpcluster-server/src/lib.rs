@@ -11,6 +11,8 @@
 //! - [`auth`]: the middleware requiring API tokens (every route but `/health` and the web UI's
 //!   static files); [`tls`]: HTTPS; [`limits`]: request and connection limits and the
 //!   connection loop ([`limits::serve_with`]).
+//! - [`notify`]: the notifier ([`notify::spawn_notifier`]): notifications of LUN state
+//!   changes to webhooks, mail and exec hooks, sent by the leading server.
 //! - [`metrics`]: `GET /metrics` for Prometheus (the status as series, store and HTTP
 //!   request metrics; `Sys.Audit`, or open with [`AppState::metrics_public`]).
 #![warn(missing_docs)]
@@ -31,7 +33,9 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
+pub mod notify;
 mod openapi;
+pub mod recorder;
 pub mod routes;
 pub mod tls;
 pub mod ui;
@@ -77,6 +81,10 @@ pub fn app(state: AppState) -> Router {
             get(routes::status::snapshot),
         )
         .route(
+            "/api2/json/cluster/multipath/events",
+            get(routes::events::list),
+        )
+        .route(
             "/api2/json/cluster/multipath/preflight",
             post(routes::preflight::preflight),
         )
@@ -118,6 +126,18 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api2/json/cluster/multipath/overrides",
             get(routes::overrides::get).put(routes::overrides::put),
+        )
+        .route(
+            "/api2/json/cluster/multipath/notify",
+            get(routes::notify::list).post(routes::notify::add),
+        )
+        .route(
+            "/api2/json/cluster/multipath/notify/{id}",
+            delete(routes::notify::delete),
+        )
+        .route(
+            "/api2/json/cluster/multipath/notify/{id}/test",
+            post(routes::notify::test),
         )
         .route(
             "/api2/json/storage",

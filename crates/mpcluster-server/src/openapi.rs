@@ -27,6 +27,7 @@ use crate::routes;
         routes::status::status,
         routes::status::snapshot,
         routes::preflight::preflight,
+        routes::events::list,
         routes::status::health,
         routes::nodes::nodes,
         routes::nodes::remove,
@@ -47,7 +48,11 @@ use crate::routes;
         routes::storage::add,
         routes::storage::get,
         routes::storage::put,
-        routes::storage::delete
+        routes::storage::delete,
+        routes::notify::list,
+        routes::notify::add,
+        routes::notify::delete,
+        routes::notify::test
     ),
     components(schemas(ErrorBody)),
     modifiers(&Common)
@@ -63,6 +68,7 @@ const CLOSED_BODIES: &[&str] = &[
     "RemovalBody",
     "StorageCreate",
     "StorageUpdate",
+    "TargetCreate",
 ];
 
 /// Paths served without a token (no 401/403).

@@ -45,10 +45,13 @@ const ASSETS: &[Asset] = &[
     asset!("login.js", JS),
     asset!("health.js", JS),
     asset!("hints.js", JS),
+    asset!("events.js", JS),
+    asset!("timeline.js", JS),
     asset!("preflight.js", JS),
     asset!("config.js", JS),
     asset!("form.js", JS),
     asset!("storage.js", JS),
+    asset!("notify.js", JS),
     asset!("nodes.js", JS),
 ];
 

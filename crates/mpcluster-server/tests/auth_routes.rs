@@ -167,6 +167,10 @@ fn write_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api2/json/cluster/multipath/preflight") => {
             Some(json!({"down": [{"target": "10.0.0.1"}]}))
         }
+        ("POST", "/api2/json/cluster/multipath/notify") => {
+            Some(json!({"type": "exec", "id": "mp", "command": ["/bin/true"]}))
+        }
+        ("POST", "/api2/json/cluster/multipath/notify/{id}/test") => None,
         ("DELETE", _) => None,
         _ => panic!("no request body for {method} {path}: add one to write_body()"),
     }

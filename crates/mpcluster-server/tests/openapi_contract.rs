@@ -474,6 +474,10 @@ const ACCEPT: &str = "/api2/json/cluster/multipath/config/plan/{node}/accept";
 const POLICY: &str = "/api2/json/cluster/multipath/config/accept";
 const HEALTH: &str = "/health";
 const PREFLIGHT: &str = "/api2/json/cluster/multipath/preflight";
+const NOTIFY: &str = "/api2/json/cluster/multipath/notify";
+const NOTIFY_ONE: &str = "/api2/json/cluster/multipath/notify/{id}";
+const NOTIFY_TEST: &str = "/api2/json/cluster/multipath/notify/{id}/test";
+const EVENTS: &str = "/api2/json/cluster/multipath/events";
 
 /// The cases of each route that need its own data, in the order they run (writes change the
 /// seeded cluster as they go).
@@ -581,6 +585,50 @@ fn specific_cases() -> Vec<Case> {
         case("DELETE", NODE, node("n9"), 404),
         case("DELETE", NODE, node("n2"), 200),
         case("DELETE", NODE, format!("{}?force=1", node("n3")), 200),
+        // notification targets
+        case("GET", NOTIFY, NOTIFY, 200),
+        case("POST", NOTIFY, NOTIFY, 200)
+            .body(json!({"type": "exec", "id": "page", "command": ["/bin/true"]})),
+        case("POST", NOTIFY, NOTIFY, 200).body(json!({"type": "webhook", "id": "hook",
+            "url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef"})),
+        case("POST", NOTIFY, NOTIFY, 200).body(json!({"type": "smtp", "id": "mail",
+            "server": "127.0.0.1", "port": 9, "security": "none", "from": "a@example.org",
+            "to": "b@example.org, c@example.org", "username": "u", "password-file": "/nonexistent"})),
+        case("POST", NOTIFY, NOTIFY, 400)
+            .body(json!({"type": "smtp", "id": "Bad", "port": 0, "bogus": 1})),
+        case("POST", NOTIFY, NOTIFY, 400)
+            .body(json!({"type": "exec", "id": "page", "command": ["/bin/true"]})),
+        case("POST", NOTIFY, NOTIFY, 409).body(json!({"type": "exec", "id": "p2",
+            "command": ["/bin/true"], "digest": stale})),
+        case("GET", NOTIFY, NOTIFY, 200),
+        case("POST", NOTIFY_TEST, format!("{NOTIFY}/page/test"), 200),
+        case("POST", NOTIFY_TEST, format!("{NOTIFY}/hook/test"), 200),
+        case("POST", NOTIFY_TEST, format!("{NOTIFY}/nope/test"), 404),
+        case("POST", NOTIFY_TEST, format!("{NOTIFY}/Bad%21/test"), 400),
+        case("DELETE", NOTIFY_ONE, format!("{NOTIFY}/nope"), 404),
+        case("DELETE", NOTIFY_ONE, format!("{NOTIFY}/Bad%21"), 400),
+        case("DELETE", NOTIFY_ONE, format!("{NOTIFY}/page?digest={stale}"), 409),
+        case("DELETE", NOTIFY_ONE, format!("{NOTIFY}/page"), 200),
+        // the event history (the audit trail of the writes above)
+        case("GET", EVENTS, EVENTS, 200),
+        case(
+            "GET",
+            EVENTS,
+            format!("{EVENTS}?kind=config&since=1h&limit=5"),
+            200,
+        ),
+        case(
+            "GET",
+            EVENTS,
+            format!("{EVENTS}?after=3&wwid={W1}&node=n1"),
+            200,
+        ),
+        case(
+            "GET",
+            EVENTS,
+            format!("{EVENTS}?since=yesterday&kind=all&limit=0"),
+            400,
+        ),
     ]
 }
 
@@ -601,14 +649,33 @@ fn generic(method: &'static str, route: &'static str) -> Case {
         ("PUT", STORAGE) => c.body(json!({"disable": true})),
         ("PUT", POLICY) => c.body(json!({"always": false})),
         ("POST", PREFLIGHT) => c.body(json!({"down": [{"target": "10.0.0.1"}]})),
+        ("POST", NOTIFY) => c.body(json!({"type": "exec", "id": "gen", "command": ["/bin/true"]})),
         _ => c,
     }
 }
 
 fn route_of(doc_route: &str) -> &'static str {
     [
-        STATUS, SNAPSHOT, NODES, NODE, DISKS, CONFIG, PLAN, ACCEPT, POLICY, WWIDS, WWID, OVERRIDES,
-        STORAGES, STORAGE, HEALTH, PREFLIGHT,
+        STATUS,
+        SNAPSHOT,
+        NODES,
+        NODE,
+        DISKS,
+        CONFIG,
+        PLAN,
+        ACCEPT,
+        POLICY,
+        WWIDS,
+        WWID,
+        OVERRIDES,
+        STORAGES,
+        STORAGE,
+        HEALTH,
+        PREFLIGHT,
+        EVENTS,
+        NOTIFY,
+        NOTIFY_ONE,
+        NOTIFY_TEST,
     ]
     .into_iter()
     .find(|r| *r == doc_route)
@@ -717,6 +784,7 @@ async fn every_route_answers_as_its_schema_says() {
         (doc_names::OVERRIDES, OVERRIDES),
         (doc_names::STORAGE, STORAGES),
         (doc_names::ACCEPT, PLAN),
+        (mpcluster_config::events::EVENTS_DOC, EVENTS),
     ] {
         let good = e.switch.inner.read_doc(doc).await.unwrap();
         e.switch
@@ -739,6 +807,23 @@ async fn every_route_answers_as_its_schema_says() {
                 e.switch.inner.delete_doc(doc, Expect::Any).await.unwrap();
             }
         }
+    }
+
+    // Unreadable notification targets: 500 on every notify route.
+    e.switch
+        .inner
+        .write_doc(doc_names::NOTIFY_TARGETS, "{not json", Expect::Any)
+        .await
+        .unwrap();
+    for c in [
+        case("GET", NOTIFY, NOTIFY, 500),
+        case("POST", NOTIFY, NOTIFY, 500)
+            .body(json!({"type": "exec", "id": "x", "command": ["/bin/true"]})),
+        case("DELETE", NOTIFY_ONE, format!("{NOTIFY}/hook"), 500),
+        case("POST", NOTIFY_TEST, format!("{NOTIFY}/hook/test"), 500),
+    ] {
+        let (s, b) = e.call(&c).await;
+        run(c, s, b);
     }
 
     // The tokens cannot be checked: 503 everywhere, and `/health` says why.

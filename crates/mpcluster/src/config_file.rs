@@ -177,6 +177,7 @@ pub const KEYS: &[FileKey] = &[
     key("member-ttl", Kind::Integer, Section::Agent, "15"),
     key("root", Kind::Path, Section::Agent, r#""/""#),
     key("no-apply", Kind::Bool, Section::Agent, "true"),
+    key("no-uevents", Kind::Bool, Section::Agent, "true"),
     key("listen", Kind::String, Section::Server, r#""0.0.0.0:8470""#),
     key(
         "tls-cert",
@@ -200,6 +201,15 @@ pub const KEYS: &[FileKey] = &[
     key("no-agent", Kind::Bool, Section::Server, "true"),
     key("stale-after", Kind::Integer, Section::Server, "180"),
     key("metrics-public", Kind::Bool, Section::Server, "true"),
+    key("flap-changes", Kind::Integer, Section::Server, "4"),
+    key("flap-window", Kind::Seconds, Section::Server, "600"),
+    key("event-retention-days", Kind::Integer, Section::Server, "30"),
+    key(
+        "event-retention-max",
+        Kind::Integer,
+        Section::Server,
+        "100000",
+    ),
     key("log", Kind::String, Section::Logging, r#""info""#),
 ];
 

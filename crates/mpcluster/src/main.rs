@@ -28,6 +28,19 @@ fn default_sigpipe() {
     }
 }
 
+/// `cli:<user>@<host>` (the login name behind sudo, else the user's; the uid if unknown).
+fn cli_actor() -> String {
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("uid{}", rustix::process::getuid().as_raw()));
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    format!("cli:{user}@{host}")
+}
+
 fn main() -> ExitCode {
     // With the settings file of `agent` and `serve` (command line > environment > file >
     // default).
@@ -43,6 +56,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+
+    // Configuration changes this process makes directly in the store name it in the audit
+    // trail (a server names the request's token instead).
+    mpcluster_config::events::set_default_actor(cli_actor());
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -60,6 +77,7 @@ fn main() -> ExitCode {
             Commands::Status(args) => cmd::status::run(args).await,
             Commands::Nodes(args) => cmd::nodes::run(args).await,
             Commands::Hints(args) => cmd::hints::run(args).await,
+            Commands::Events(args) => cmd::events::run(args).await,
             Commands::Preflight(args) => cmd::preflight::run(args).await,
             Commands::Snapshot(args) => cmd::snapshot::run(args).await,
             #[cfg(feature = "demo")]
@@ -72,6 +90,7 @@ fn main() -> ExitCode {
             Commands::Overrides(args) => cmd::overrides::run(args).await,
             Commands::Storage(args) => cmd::storage::run(args).await,
             Commands::Token(args) => cmd::token::run(args).await,
+            Commands::Notify(args) => cmd::notify::run(args).await,
             Commands::Doctor(args) => cmd::doctor::run(args).await,
         }
     });

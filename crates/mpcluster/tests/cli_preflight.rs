@@ -94,6 +94,7 @@ fn snapshot(portal1_up: bool, stale: bool) -> tempfile::NamedTempFile {
         expectations: Default::default(),
         publish_errors: BTreeMap::new(),
         hint_since: BTreeMap::new(),
+        flapping: Vec::new(),
     };
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), serde_json::to_string(&snap).unwrap()).unwrap();

@@ -6,7 +6,10 @@
 //! Screenshots of every page go to `target/ui-screenshots/`. With
 //! `MPCLUSTER_UPDATE_DOCS_SCREENSHOT=1`, the README's screenshots are also written to
 //! `docs/screenshots/`: the health matrix of the known scenario (`health-matrix.png`), a
-//! target-side hint (`hints.png`) and a pre-flight answer (`preflight.png`).
+//! target-side hint (`hints.png`) and a pre-flight answer (`preflight.png`). The event
+//! history's (`events.png`: the recent-events panel and flapping markers; `timeline.png`: a
+//! LUN's timeline) come from 16 minutes of `mpcluster demo`, in the ignored test
+//! `event_screenshots_of_the_demo` (`-- --ignored event_screenshots`).
 //!
 //! Without chromium/chromedriver the tests print why and skip, except under CI=true, where that
 //! fails them.
@@ -26,7 +29,7 @@ use mpcluster_core::snapshot::doc_names;
 use mpcluster_store::{Expect, StoreOptions, StoreSpec};
 use serde_json::{Value, json};
 use ui_support::{
-    READ_MATRIX, Server, browser, click, click_css, js, screenshot, start_server, text_of,
+    READ_MATRIX, Server, browser, click, click_css, js, open_ui, screenshot, start_server, text_of,
     type_into, value_of, wait_js, wait_js_for, wait_text,
 };
 
@@ -103,6 +106,17 @@ async fn start_cluster(
     nodes: Vec<(&str, SimState)>,
     prepare: impl Fn(&str, &Path),
 ) -> Cluster {
+    start_cluster_with(config, storage, nodes, prepare, &[]).await
+}
+
+/// [`start_cluster`] with more `serve` arguments.
+async fn start_cluster_with(
+    config: Value,
+    storage: Value,
+    nodes: Vec<(&str, SimState)>,
+    prepare: impl Fn(&str, &Path),
+    serve_args: &[&str],
+) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
     let store = mpcluster_store::open(
@@ -141,12 +155,9 @@ async fn start_cluster(
         node.agent = Some(Proc::mpcluster(name, &agent_args(&store_dir, &node)));
         out.push(node);
     }
-    let server = tokio::task::block_in_place(|| {
-        start_server(
-            &store_dir,
-            &["--no-agent".into(), "--stale-after".into(), "4".into()],
-        )
-    });
+    let mut args: Vec<String> = vec!["--no-agent".into(), "--stale-after".into(), "4".into()];
+    args.extend(serve_args.iter().map(|a| (*a).to_owned()));
+    let server = tokio::task::block_in_place(|| start_server(&store_dir, &args));
     Cluster {
         nodes: out,
         server,
@@ -1006,11 +1017,13 @@ async fn bad_alias_shows_the_api_field_error_next_to_the_field() {
 }
 
 /// Installs a fetch interceptor: `window.__mp.status()` / `.nodes()` (when set) produce the
-/// bodies for those endpoints with HTTP `window.__mp.code`; every request's Authorization
+/// bodies for those endpoints with HTTP `window.__mp.code`, and while the status is
+/// intercepted the event history is too (`.events()`: none); every request's Authorization
 /// header is recorded in `window.__mp.seen`.
 const INTERCEPT: &str = r#"
 if (!window.__mp) {
-  window.__mp = { code: 200, seen: [], status: null, nodes: null };
+  window.__mp = { code: 200, seen: [], status: null, nodes: null,
+    events: () => ({ data: { events: [], 'last-seq': 0, truncated: false } }) };
   const real = window.fetch.bind(window);
   window.fetch = (input, init) => {
     const url = String(input);
@@ -1020,6 +1033,7 @@ if (!window.__mp) {
     let body = null;
     if (url.endsWith('/cluster/multipath/status') && m.status) body = m.status();
     else if (url.endsWith('/cluster/nodes') && m.nodes) body = m.nodes();
+    else if (url.includes('/cluster/multipath/events') && m.status) body = m.events();
     if (body === null) return real(input, init);
     const code = url.endsWith('/cluster/nodes') && m.nodesCode ? m.nodesCode : m.code;
     return Promise.resolve(new Response(JSON.stringify(body),
@@ -1148,7 +1162,9 @@ async fn login_and_stale_data() {
 /// Builds a synthetic status of `N` nodes x `L` LUNs in the page (`window.__perf.status()`);
 /// every call after the first changes ~1% of the cells. Its hints are the worst case for the
 /// markers: a target-side hint on every LUN of every node, one on a node's column, and one
-/// that comes and goes with each call (so the hint index is rebuilt on every update).
+/// that comes and goes with each call (so the hint index is rebuilt on every update). Every
+/// 4th LUN and ten of its cells flap, with counts that change on every call (the flapping
+/// index is rebuilt and every flapping row in view is patched on every update).
 const SYNTHETIC: &str = r#"
 const N = arguments[0], L = arguments[1];
 const nodes = Array.from({ length: N }, (_, i) => `node${i + 1}`);
@@ -1191,12 +1207,19 @@ const drift = { id: 'config-drift:node3:apply-error', kind: 'config-drift', seve
   luns: [], since: 1795790000, message: 'node3 failed to apply the cluster\'s multipath configuration, so it runs another one: cannot write conf.d' };
 const blinking = (t) => ({ id: `size-mismatch:${luns[t % L].wwid}`, kind: 'size-mismatch', severity: 'warning',
   nodes: [nodes[t % N]], luns: [luns[t % L].wwid], since: 1795790000 + t, message: `lun ${t % L} is smaller on ${nodes[t % N]}` });
+// Every 4th LUN flaps, and its cells on 10 nodes; the counts grow with each call, so the
+// flapping index is rebuilt on every update.
+const flapping = (t) => luns.filter((_, j) => j % 4 === 0).flatMap((l) => [
+  { wwid: l.wwid, changes: 4 + t, since: 1795790000, last: 1795790000 + t },
+  ...Array.from({ length: Math.min(10, N) }, (_, i) => ({ wwid: l.wwid, node: nodes[(i * 5) % N], changes: 4 + t, since: 1795790000, last: 1795790000 + t })),
+]);
 window.__perf = {
   status() {
     if (tick > 0) mutate();
     tick++;
     const hints = tick % 2 ? [everywhere, drift, blinking(tick)] : [everywhere, drift];
-    return { data: { luns, nodes: { node3: { 'apply-error': 'cannot write conf.d', 'apply-time': 1795790000 } }, hints } };
+    return { data: { luns, nodes: { node3: { 'apply-error': 'cannot write conf.d', 'apply-time': 1795790000 } }, hints,
+      flapping: flapping(tick) } };
   },
   nodes() { return { data: overview }; },
 };
@@ -1297,6 +1320,22 @@ async fn matrix_renders_64_nodes_by_1000_luns() {
         "{hints}"
     );
     assert_eq!(hints["column"], "warning", "{hints}");
+    // The flapping markers: on the flapping rows in view (a quarter of them) and their cells,
+    // all with the latest count.
+    let flaps = js(
+        c,
+        "const t = [...document.querySelectorAll('#matrix th.col-wwid.flapping')];
+         return { rows: t.length, counts: [...new Set(t.map(th => th.dataset.flap))],
+                  cells: document.querySelectorAll('#matrix td.cell.flapping').length };",
+    )
+    .await;
+    eprintln!("flapping markers: {flaps}");
+    assert!(flaps["rows"].as_u64().unwrap() >= 1, "{flaps}");
+    assert_eq!(flaps["counts"].as_array().unwrap().len(), 1, "{flaps}");
+    assert!(
+        flaps["cells"].as_u64().unwrap() >= flaps["rows"].as_u64().unwrap(),
+        "{flaps}"
+    );
     // A scroll to the middle: only the rows in view are patched.
     let scroll = js(
         c,
@@ -2129,5 +2168,1070 @@ async fn storage_page_is_read_only_in_proxmox_mode() {
         body["message"].as_str().unwrap().contains("pvesm"),
         "{body}"
     );
+    b.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event history: the recent-events panel, a LUN's timeline, flapping markers
+
+const EVENTS: &str = "/api2/json/cluster/multipath/events";
+
+/// The events the API lists for `query`.
+fn api_events(server: &Server, query: &str) -> Vec<Value> {
+    tokio::task::block_in_place(|| server.get(&format!("{EVENTS}?{query}")))["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Poll `f` for up to `timeout`; its first `Some`.
+fn poll_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The timeline page as shown: `{bands: {band: [{state, from, to, paths}]}, order: [band],
+/// start, end, rows: [seq]}`.
+const READ_TIMELINE: &str = r#"
+const svg = document.getElementById('timeline-svg');
+if (!svg) return null;
+const bands = {};
+const order = [];
+for (const g of svg.querySelectorAll('g.tl-band')) {
+  order.push(g.dataset.band);
+  bands[g.dataset.band] = [...g.querySelectorAll('g.seg')].map((s) => ({
+    state: s.dataset.state, from: Number(s.dataset.from), to: Number(s.dataset.to), paths: s.dataset.paths,
+    fill: getComputedStyle(s.querySelector('rect')).fill,
+  }));
+}
+return { bands, order, start: Number(svg.dataset.start), end: Number(svg.dataset.end),
+  rows: [...document.querySelectorAll('#lun-events tbody tr.ev')].map((tr) => Number(tr.dataset.seq)),
+  title: document.getElementById('lun-title').textContent,
+  flap: document.getElementById('lun-flap').hidden ? '' : document.getElementById('lun-flap').textContent };
+"#;
+
+/// The recent-events panel as shown, newest first: `[{seq, kind, wwid, node, text, states}]`
+/// (`states`: the data-state of the before and after badges).
+const READ_PANEL: &str = r#"
+return [...document.querySelectorAll('#events-list li.ev')].map((li) => ({
+  seq: Number(li.dataset.seq), kind: li.dataset.kind, wwid: li.dataset.wwid || null, node: li.dataset.node || null,
+  text: li.textContent, states: [...li.querySelectorAll('.ev-change .badge')].map((b) => b.dataset.state),
+  link: (li.querySelector('a.ev-lun') || {}).textContent || null,
+}));
+"#;
+
+/// A state as the page names it: a LUN event's state, a cell event's `state`, `none` when
+/// absent; and the path counts (`a/t`) of a cell value.
+fn state_of(v: &Value) -> (String, String) {
+    match v {
+        Value::Null => ("none".into(), String::new()),
+        Value::String(s) => (s.clone(), String::new()),
+        v => (
+            v["state"].as_str().unwrap().to_owned(),
+            match (&v["paths-active"], &v["paths-total"]) {
+                (Value::Number(a), Value::Number(t)) => format!("{a}/{t}"),
+                _ => String::new(),
+            },
+        ),
+    }
+}
+
+/// A segment: `(state, paths, from, to)`.
+type Segment = (String, String, i64, i64);
+
+/// The segments band `band` (`cluster` or `node:<name>`) must show for the health events of
+/// one LUN (`events`, oldest first) within `[start, end]`, `now` being the state the status
+/// shows (for the time after the last event, and for a band without events). Between two
+/// events the state is the earlier one's `after`; before the first, that one's `before`. A LUN
+/// that appears or goes takes its cells with it (no cell events): on a node band that is a
+/// change from or to "not present" whose other side is not known from that event.
+fn expected_segments(
+    events: &[Value],
+    band: &str,
+    start: i64,
+    end: i64,
+    now: (&str, &str),
+) -> Vec<Segment> {
+    type Side = Option<(String, String)>;
+    let node = band.strip_prefix("node:");
+    let mut points: Vec<(i64, Side, Side)> = Vec::new();
+    for e in events {
+        let t = e["time"].as_i64().unwrap();
+        match (node, e["kind"].as_str().unwrap()) {
+            (None, "lun") => {
+                points.push((t, Some(state_of(&e["before"])), Some(state_of(&e["after"]))))
+            }
+            (Some(n), "cell") if e["node"] == n => {
+                points.push((t, Some(state_of(&e["before"])), Some(state_of(&e["after"]))))
+            }
+            (Some(_), "lun") if e["before"].is_null() => {
+                points.push((t, Some(("none".into(), String::new())), None))
+            }
+            (Some(_), "lun") if e["after"].is_null() => {
+                points.push((t, None, Some(("none".into(), String::new()))))
+            }
+            _ => {}
+        }
+    }
+    let now = (now.0.to_owned(), now.1.to_owned());
+    let unknown = ("unknown".to_owned(), String::new());
+    let mut out: Vec<Segment> = Vec::new();
+    let mut push = |from: i64, to: i64, v: (String, String)| {
+        let (from, to) = (from.max(start), to.min(end));
+        if to <= from {
+            return;
+        }
+        match out.last_mut() {
+            Some(l) if l.3 == from && l.0 == v.0 && l.1 == v.1 => l.3 = to,
+            _ => out.push((v.0, v.1, from, to)),
+        }
+    };
+    if points.is_empty() {
+        push(start, end, now);
+        return out;
+    }
+    push(
+        start,
+        points[0].0,
+        points[0].1.clone().unwrap_or(unknown.clone()),
+    );
+    for (i, p) in points.iter().enumerate() {
+        let next = points.get(i + 1);
+        let v = p.2.clone().or_else(|| match next {
+            Some(n) => n.1.clone(),
+            None => Some(now.clone()),
+        });
+        push(p.0, next.map_or(end, |n| n.0), v.unwrap_or(unknown.clone()));
+    }
+    out
+}
+
+/// The page's segments of `band` as `(state, paths, from, to)`, the band's end replaced by
+/// `end` (the page's "now" moves on every poll).
+fn shown_segments(page: &Value, band: &str) -> Vec<Segment> {
+    let end = page["end"].as_i64().unwrap();
+    let segs = page["bands"][band]
+        .as_array()
+        .unwrap_or_else(|| panic!("no band {band}: {page}"));
+    segs.iter()
+        .map(|s| {
+            let to = s["to"].as_i64().unwrap();
+            (
+                s["state"].as_str().unwrap().to_owned(),
+                s["paths"].as_str().unwrap_or_default().to_owned(),
+                s["from"].as_i64().unwrap(),
+                if to >= end - 1 { end } else { to },
+            )
+        })
+        .collect()
+}
+
+/// Asserts the page's band `band` shows `want` (the first segment starts at the range's start,
+/// within a second: the page's clock and ours differ by the time of one poll).
+fn assert_band(page: &Value, band: &str, want: &[Segment]) {
+    let shown = shown_segments(page, band);
+    assert_eq!(shown.len(), want.len(), "{band}: {shown:?} vs {want:?}");
+    for (i, (s, w)) in shown.iter().zip(want).enumerate() {
+        assert_eq!(
+            (&s.0, &s.1),
+            (&w.0, &w.1),
+            "{band} segment {i}: {shown:?} vs {want:?}"
+        );
+        if i > 0 {
+            assert_eq!(
+                s.2, w.2,
+                "{band} segment {i} starts at its event: {shown:?} vs {want:?}"
+            );
+        }
+        if i + 1 < shown.len() {
+            assert_eq!(
+                s.3, w.3,
+                "{band} segment {i} ends at the next event: {shown:?} vs {want:?}"
+            );
+        }
+    }
+}
+
+/// A path of `wwid` on the node failing (or coming back), recorded as a LUN event of the API
+/// that ends in `want`. The recorder's first observation is a baseline without events: should
+/// it have come after the change, the change is undone and made again.
+fn change_recorded(
+    cluster: &Cluster,
+    node: &str,
+    wwid: &str,
+    up: bool,
+    want: &str,
+    undo: &str,
+) -> Value {
+    let map =
+        |s: &mut SimState| s.maps.iter_mut().find(|m| m.wwid == wwid).unwrap().paths[0].up = up;
+    let unmap =
+        |s: &mut SimState| s.maps.iter_mut().find(|m| m.wwid == wwid).unwrap().paths[0].up = !up;
+    let query = format!("wwid={wwid}&kind=health");
+    for _ in 0..3 {
+        let known = api_events(&cluster.server, &query).len();
+        cluster.node(node).sim.update(map);
+        cluster.wait_status(want, |s| row_state(s, wwid) == want);
+        let found = tokio::task::block_in_place(|| {
+            poll_for(Duration::from_secs(8), || {
+                api_events(&cluster.server, &query)[known..]
+                    .iter()
+                    .find(|e| e["kind"] == "lun" && e["after"] == want)
+                    .cloned()
+            })
+        });
+        if let Some(e) = found {
+            return e;
+        }
+        cluster.node(node).sim.update(unmap);
+        cluster.wait_status(undo, |s| row_state(s, wwid) == undo);
+    }
+    panic!("{wwid} {want} on {node} is never recorded");
+}
+
+/// The real thing: a path failing on a simulated node and coming back shows in the open
+/// recent-events panel (LUN and cell, before -> after), with a configuration change by the
+/// token; with `--flap-changes 2` that LUN and its cell on that node are marked flapping in
+/// the matrix (and exactly what else the API lists as flapping); the LUN's link opens its timeline, whose bands (cluster, each
+/// node) show the API's events as segments at their times, and which follows a new change
+/// without a reload; the row header of the matrix links there too. Screenshots: events,
+/// timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_panel_timeline_and_flapping_markers() {
+    let Some(b) = browser("events_panel_timeline_and_flapping_markers").await else {
+        return;
+    };
+    let c = &b.client;
+    let maps = [
+        (W_VM, "vm-disks", 4, "scsi:iscsi", 2048),
+        (W_BK, "backup", 2, "scsi:iscsi", 8192),
+        (W_AR, "archive", 2, "scsi:sas", 16384),
+    ];
+    let cluster = start_cluster_with(
+        json!({"wwids": {W_VM: {"alias": "vm-disks"}, W_BK: {"alias": "backup"}, W_AR: {"alias": "archive"}}}),
+        json!({"storages": []}),
+        vec![("n1", sim_state(&maps)), ("n2", sim_state(&maps))],
+        |_, _| {},
+        &["--flap-changes", "2", "--flap-window", "600"],
+    )
+    .await;
+    cluster.wait_status("every LUN optimal on both nodes", |s| {
+        [W_VM, W_BK, W_AR].iter().all(|w| {
+            cell(s, w, "n1")["state"] == "optimal" && cell(s, w, "n2")["state"] == "optimal"
+        })
+    });
+    cluster.server.open(c, "#/health").await;
+    wait_js(
+        c,
+        "return document.querySelectorAll('#matrix tbody tr.row').length === 3 && \
+         document.getElementById('events-list').dataset.lastSeq !== ''",
+        "the matrix and the events panel",
+    )
+    .await;
+    js(c, "window.__marker = 14; return true").await;
+
+    // vm-disks loses a path on n1: degraded; the open panel shows it.
+    let degrade = change_recorded(&cluster, "n1", W_VM, false, "degraded", "optimal");
+    let seq = degrade["seq"].as_u64().unwrap();
+    let panel = wait_js(
+        c,
+        &format!(
+            "const p = (() => {{ {READ_PANEL} }})(); return p.some(e => e.seq === {seq}) && p.some(e => e.kind === 'cell' && e.node === 'n1' && e.seq > {seq} - 3) ? p : null;"
+        ),
+        "the degrade in the panel",
+    )
+    .await;
+    eprintln!("panel: {panel:#}");
+    let lun = panel
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["seq"] == seq)
+        .unwrap();
+    assert_eq!(lun["kind"], "lun", "{lun}");
+    assert_eq!(lun["wwid"], W_VM, "{lun}");
+    assert_eq!(lun["link"], "vm-disks", "by its alias: {lun}");
+    assert_eq!(lun["states"], json!(["optimal", "degraded"]), "{lun}");
+    let cell_ev = panel
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "cell" && e["node"] == "n1")
+        .unwrap();
+    assert_eq!(cell_ev["wwid"], W_VM);
+    assert_eq!(
+        cell_ev["states"],
+        json!(["optimal", "degraded"]),
+        "{cell_ev}"
+    );
+    let t = cell_ev["text"].as_str().unwrap();
+    assert!(
+        t.contains("4/4") && t.contains("3/4") && t.contains("n1"),
+        "{t}"
+    );
+
+    // It comes back; a configuration change by the token; backup fails on n2.
+    let recover = change_recorded(&cluster, "n1", W_VM, true, "optimal", "degraded");
+    let (code, body) = tokio::task::block_in_place(|| {
+        cluster.server.call(
+            "PUT",
+            "/api2/json/cluster/multipath/config",
+            Some(json!({"no-path-retry": "queue"})),
+        )
+    });
+    assert_eq!(code, 200, "{body}");
+    cluster.node("n2").sim.update(|s| {
+        for p in &mut s.maps[1].paths {
+            p.up = false;
+        }
+    });
+    cluster.wait_status("backup failed on n2", |s| {
+        cell(s, W_BK, "n2")["state"] == "failed"
+    });
+    let audit = tokio::task::block_in_place(|| {
+        poll_for(WAIT, || {
+            api_events(&cluster.server, "kind=config")
+                .into_iter()
+                .find(|e| e["doc"] == "multipath-config")
+        })
+    })
+    .expect("the configuration change is in the audit trail");
+    let backup = tokio::task::block_in_place(|| {
+        poll_for(WAIT, || {
+            api_events(&cluster.server, &format!("wwid={W_BK}&kind=health"))
+                .into_iter()
+                .find(|e| e["kind"] == "cell" && e["node"] == "n2")
+        })
+    })
+    .expect("backup's failure is recorded");
+    let newest = backup["seq"]
+        .as_u64()
+        .unwrap()
+        .max(audit["seq"].as_u64().unwrap());
+    let panel = wait_js(
+        c,
+        &format!(
+            "const p = (() => {{ {READ_PANEL} }})(); return p.length && p[0].seq >= {newest} && p.some(e => e.seq === {}) ? p : null;",
+            recover["seq"]
+        ),
+        "the recovery, the configuration change and backup's failure in the panel",
+    )
+    .await;
+    let seqs: Vec<u64> = panel
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+    assert!(seqs.len() <= 20, "at most 20: {seqs:?}");
+    let all: Vec<u64> = api_events(&cluster.server, "limit=20")
+        .iter()
+        .rev()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .filter(|s| *s <= seqs[0])
+        .collect();
+    assert_eq!(seqs, all, "the panel lists what the API lists");
+    let config = panel
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["seq"] == audit["seq"])
+        .unwrap();
+    assert_eq!(config["kind"], "config");
+    let t = config["text"].as_str().unwrap();
+    for part in [
+        "multipath-config",
+        audit["actor"].as_str().unwrap(),
+        audit["summary"].as_str().unwrap(),
+    ] {
+        assert!(t.contains(part), "{part}: {t}");
+    }
+    let rec = panel
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["seq"] == recover["seq"])
+        .unwrap();
+    assert_eq!(rec["states"], json!(["degraded", "optimal"]), "{rec}");
+
+    // Flapping: vm-disks (two changes) and its cell on n1; not n2, not backup.
+    cluster.wait_status("vm-disks flapping", |s| {
+        let f = s["flapping"].as_array();
+        f.is_some_and(|f| {
+            f.iter()
+                .any(|x| x["wwid"] == W_VM && x.get("node").is_none())
+                && f.iter().any(|x| x["wwid"] == W_VM && x["node"] == "n1")
+        })
+    });
+    let flaps = tokio::task::block_in_place(|| cluster.server.get(STATUS))["flapping"].clone();
+    let lun_flap = flaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["wwid"] == W_VM && x.get("node").is_none())
+        .unwrap()
+        .clone();
+    let marks = wait_js(
+        c,
+        &format!(
+            "const tr = (w) => document.querySelector(`#matrix tr[data-wwid=\"${{w}}\"]`);
+             const th = tr('{W_VM}').querySelector('th.col-wwid');
+             const fl = th.querySelector('.flap');
+             if (!th.classList.contains('flapping') || fl.hidden) return null;
+             const td = (w, n) => tr(w).querySelector(`td.cell[data-node=${{n}}]`);
+             return {{ flap: th.dataset.flap, title: th.title, shown: fl.offsetWidth > 0 && fl.textContent,
+                       n1: td('{W_VM}', 'n1').dataset.flap || null, n1title: td('{W_VM}', 'n1').title,
+                       n1text: td('{W_VM}', 'n1').textContent,
+                       n2: td('{W_VM}', 'n2').dataset.flap || null,
+                       flapping: document.querySelectorAll('#matrix .flapping').length }};"
+        ),
+        "the flapping markers",
+    )
+    .await;
+    eprintln!("markers: {marks:#}");
+    let changes = lun_flap["changes"].as_u64().unwrap();
+    assert_eq!(marks["flap"], changes.to_string(), "{marks}");
+    assert_eq!(marks["shown"], "⟳", "a visible marker: {marks}");
+    let title = marks["title"].as_str().unwrap();
+    assert!(
+        title.contains("flapping") && title.contains(&format!("{changes} changes since ")),
+        "{title}"
+    );
+    assert!(marks["n1"].is_string(), "the cell on n1 flaps: {marks}");
+    assert!(
+        marks["n1title"].as_str().unwrap().contains("flapping"),
+        "{marks}"
+    );
+    assert!(marks["n1text"].as_str().unwrap().contains('⟳'), "{marks}");
+    assert_eq!(marks["n2"], Value::Null, "n2's cell does not flap: {marks}");
+    // Exactly what the API lists flaps on the page (backup, say, flaps too when it entered the
+    // matrix after the recorder's first observation and then failed: two changes).
+    let shown_flaps = || async {
+        let v = js(
+            c,
+            "return [...document.querySelectorAll('#matrix .flapping')].map((e) =>
+               `${e.closest('tr').dataset.wwid} ${e.dataset.node || '*'}`).sort()",
+        )
+        .await;
+        let mut v: Vec<String> = serde_json::from_value(v).unwrap();
+        v.sort();
+        v
+    };
+    let api_flaps = || {
+        let s = tokio::task::block_in_place(|| cluster.server.get(STATUS));
+        let mut v: Vec<String> = s["flapping"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f["wwid"].as_str().unwrap(),
+                    f["node"].as_str().unwrap_or("*")
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (page, api) = (shown_flaps().await, api_flaps());
+        if page == api {
+            assert!(page.contains(&format!("{W_VM} n1")), "{page:?}");
+            assert!(!page.contains(&format!("{W_VM} n2")), "{page:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "page {page:?} vs API {api:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(js(c, "return window.__marker").await, 14, "no reload");
+    screenshot(c, "events").await;
+
+    // The LUN's link in the panel opens its timeline: the API's events as segments.
+    click_css(
+        c,
+        &format!("#events-list li.ev[data-kind=lun][data-wwid=\"{W_VM}\"] a.ev-lun"),
+    )
+    .await;
+    wait_js(
+        c,
+        &format!("return location.hash === '#/lun/{W_VM}'"),
+        "the timeline route",
+    )
+    .await;
+    let events = api_events(&cluster.server, &format!("wwid={W_VM}&kind=health"));
+    let last_seq = events.last().unwrap()["seq"].as_u64().unwrap();
+    let page = wait_js(
+        c,
+        &format!(
+            "const t = (() => {{ {READ_TIMELINE} }})(); return t && t.rows[0] === {last_seq} ? t : null;"
+        ),
+        "the timeline of vm-disks",
+    )
+    .await;
+    eprintln!("timeline: {page:#}");
+    assert_eq!(
+        page["order"],
+        json!(["cluster", "node:n1", "node:n2"]),
+        "{page}"
+    );
+    let (start, end) = (
+        page["start"].as_i64().unwrap(),
+        page["end"].as_i64().unwrap(),
+    );
+    assert!((end - start - 3600).abs() <= 1, "1 h by default: {page}");
+    let want = expected_segments(&events, "cluster", start, end, ("optimal", ""));
+    assert!(
+        want.iter().any(|s| s.0 == "degraded") && want.len() >= 3,
+        "the degrade and the recovery are in the range: {want:?}"
+    );
+    assert_band(&page, "cluster", &want);
+    let want = expected_segments(&events, "node:n1", start, end, ("optimal", "4/4"));
+    assert!(want.iter().any(|s| s.1 == "3/4"), "{want:?}");
+    assert_band(&page, "node:n1", &want);
+    let want = expected_segments(&events, "node:n2", start, end, ("optimal", "4/4"));
+    assert!(want.iter().all(|s| s.0 != "degraded"), "{want:?}");
+    assert_band(&page, "node:n2", &want);
+    // The matrix's colours: the degraded segment is filled like a degraded cell.
+    let degraded_fill = page["bands"]["cluster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["state"] == "degraded")
+        .unwrap()["fill"]
+        .clone();
+    assert_eq!(degraded_fill, "rgb(255, 239, 194)", "--deg-bg: {page}");
+    let rows: Vec<u64> = events
+        .iter()
+        .rev()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(page["rows"], json!(rows), "the event list, newest first");
+    assert!(
+        page["title"].as_str().unwrap().contains("vm-disks"),
+        "{page}"
+    );
+    assert!(
+        page["flap"].as_str().unwrap().contains("flapping"),
+        "{page}"
+    );
+
+    // 24 h: the same segments over a day.
+    click(c, "range-24h").await;
+    let day = wait_js(
+        c,
+        &format!(
+            "const t = (() => {{ {READ_TIMELINE} }})(); return t && t.end - t.start > 86000 && t.rows[0] === {last_seq} ? t : null;"
+        ),
+        "the 24 h timeline",
+    )
+    .await;
+    assert_eq!(
+        js(
+            c,
+            "return document.getElementById('range-24h').getAttribute('aria-pressed')"
+        )
+        .await,
+        "true"
+    );
+    let (start, end) = (day["start"].as_i64().unwrap(), day["end"].as_i64().unwrap());
+    assert_band(
+        &day,
+        "cluster",
+        &expected_segments(&events, "cluster", start, end, ("optimal", "")),
+    );
+    click(c, "range-1h").await;
+    screenshot(c, "timeline").await;
+
+    // The matrix's row header links to the timeline too; a change while it is open shows
+    // without a reload.
+    js(c, "location.hash = '#/health'; return true").await;
+    wait_js(
+        c,
+        "return document.querySelectorAll('#matrix tbody tr.row').length === 3",
+        "the matrix again",
+    )
+    .await;
+    click_css(
+        c,
+        &format!("#matrix tr[data-wwid=\"{W_AR}\"] th.col-wwid a.lun-link"),
+    )
+    .await;
+    let quiet = wait_js(
+        c,
+        &format!(
+            "const t = (() => {{ {READ_TIMELINE} }})(); return location.hash === '#/lun/{W_AR}' && t && t.title.includes('archive') && t.order.length === 3 ? t : null;"
+        ),
+        "the timeline of archive",
+    )
+    .await;
+    // Archive never changed (it may have arrived in the matrix after the first observation).
+    let ar_events = api_events(&cluster.server, &format!("wwid={W_AR}&kind=health"));
+    let (start, end) = (
+        quiet["start"].as_i64().unwrap(),
+        quiet["end"].as_i64().unwrap(),
+    );
+    for (band, now) in [
+        ("cluster", ("optimal", "")),
+        ("node:n2", ("optimal", "2/2")),
+    ] {
+        let want = expected_segments(&ar_events, band, start, end, now);
+        assert_eq!(want.last().unwrap().0, "optimal");
+        assert_band(&quiet, band, &want);
+    }
+    let rows: Vec<u64> = ar_events
+        .iter()
+        .rev()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(quiet["rows"], json!(rows), "{quiet}");
+    if rows.is_empty() {
+        assert!(!text_of(c, "lun-events-empty").await.is_empty());
+    }
+    js(c, "window.__marker = 15; return true").await;
+    cluster
+        .node("n1")
+        .sim
+        .update(|s| s.maps[2].paths[1].up = false);
+    let live = wait_js(
+        c,
+        &format!(
+            "const t = (() => {{ {READ_TIMELINE} }})(); return t && t.rows.length >= {} + 2 && t.bands['node:n1'].some(s => s.state === 'degraded') ? t : null;",
+            rows.len()
+        ),
+        "archive's degrade in the open timeline",
+    )
+    .await;
+    let ar_events = api_events(&cluster.server, &format!("wwid={W_AR}&kind=health"));
+    let (start, end) = (
+        live["start"].as_i64().unwrap(),
+        live["end"].as_i64().unwrap(),
+    );
+    assert_band(
+        &live,
+        "node:n1",
+        &expected_segments(&ar_events, "node:n1", start, end, ("degraded", "1/2")),
+    );
+    assert_band(
+        &live,
+        "cluster",
+        &expected_segments(&ar_events, "cluster", start, end, ("degraded", "")),
+    );
+    assert_eq!(js(c, "return window.__marker").await, 15, "no reload");
+    b.close().await;
+}
+
+/// Answers the page's status and event calls from `window.__ev` (events at fixed ages before
+/// the page's now, peer junk among them, a flapping list with junk); records the URLs asked.
+const EVENTS_INTERCEPT: &str = r#"
+const W = arguments[0];
+const now = Math.floor(Date.now() / 1000);
+const t = (ago) => now - ago;
+const c = (state, a, n) => ({ state, 'paths-active': a, 'paths-total': n });
+const alias = '<i>vm</i>';
+const events = [
+  { seq: 1, time: t(3000), kind: 'lun', wwid: W, alias, before: 'optimal', after: 'degraded' },
+  { seq: 2, time: t(3000), kind: 'cell', wwid: W, alias, node: 'n1', before: c('optimal', 4, 4), after: c('degraded', 2, 4) },
+  { seq: 3, time: t(1800), kind: 'config', doc: 'multipath-config', actor: 'token:admin@pve', 'digest-before': 'aa', 'digest-after': 'bb', summary: 'no-path-retry: queue' },
+  { seq: 4, time: t(1200), kind: 'lun', wwid: W, alias, before: 'degraded', after: 'failed' },
+  { seq: 5, time: t(1200), kind: 'cell', wwid: W, alias, node: 'n1', before: c('degraded', 2, 4), after: c('failed', 0, 4) },
+  { seq: 6, time: t(600), kind: 'lun', wwid: W, alias, before: 'failed', after: 'optimal' },
+  { seq: 7, time: t(600), kind: 'cell', wwid: W, alias, node: 'n1', before: c('failed', 0, 4), after: c('optimal', 4, 4) },
+  { seq: 8, time: t(300), kind: 'cell', wwid: W, alias, node: 'n3', after: c('optimal', 2, 2) },
+  { seq: '9', time: t(100), kind: 'lun', wwid: W, before: 'optimal', after: 'failed' },
+  { seq: 10, time: t(100), kind: 'cell', wwid: W, node: 42, after: c('failed', 0, 4) },
+  { seq: 11, time: t(100), kind: 'bogus', wwid: W },
+  { seq: 12, time: 'soon', kind: 'lun', wwid: W, after: 'failed' },
+  null, 'junk',
+];
+const status = { luns: [{ wwid: W, alias, 'cluster-state': 'optimal', nodes: {
+    n1: c('optimal', 4, 4), n2: c('optimal', 2, 2), n3: c('optimal', 2, 2) } }], nodes: {},
+  flapping: [{ wwid: W, changes: 3, since: t(1200), last: t(600) },
+    { wwid: W, node: 'n1', changes: 3, since: t(1200), last: t(600) },
+    { wwid: 42, changes: 9 }, { wwid: W, node: 7, changes: 9 }, 'junk', null] };
+window.__ev = { urls: [], now };
+const real = window.fetch.bind(window);
+const answer = (body) => Promise.resolve(new Response(JSON.stringify({ data: body }),
+  { status: 200, headers: { 'Content-Type': 'application/json' } }));
+window.fetch = (input, init) => {
+  const url = String(input);
+  if (url.endsWith('/cluster/multipath/status')) return answer(status);
+  if (url.includes('/cluster/multipath/events')) {
+    window.__ev.urls.push(url);
+    const q = new URL(url, location.href).searchParams;
+    let list = q.has('after') ? [] : events;
+    if (q.get('wwid')) list = list.filter((e) => !e || typeof e !== 'object' || e.wwid === q.get('wwid'));
+    return answer({ events: list, 'last-seq': 12, truncated: false });
+  }
+  return real(input, init);
+};
+return now;
+"#;
+
+/// Against an intercepted API (exact times, peer junk): the timeline draws each band's
+/// segments exactly between its events (the cluster state; n1's cells with path counts; n2
+/// without events in its current state; n3 absent until its cell appeared), lists the LUN's
+/// events, treats aliases as text and ignores malformed events; the range buttons ask for
+/// `since=24h`/`7d`; the panel lists the well-formed events newest first; the matrix marks
+/// the flapping row and cell and ignores malformed flapping entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_segments_and_markers_from_exact_events() {
+    let Some(b) = browser("timeline_segments_and_markers_from_exact_events").await else {
+        return;
+    };
+    let c = &b.client;
+    let (_dir, server) = lone_server();
+    server.open(c, "#/nodes").await;
+    let now = c
+        .execute(EVENTS_INTERCEPT, vec![json!(W_VM)])
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    js(c, &format!("location.hash = '#/lun/{W_VM}'; return true")).await;
+    let page = wait_js(
+        c,
+        &format!(
+            "const t = (() => {{ {READ_TIMELINE} }})(); return t && t.rows.length ? t : null;"
+        ),
+        "the timeline",
+    )
+    .await;
+    eprintln!("timeline: {page:#}");
+    let (start, end) = (
+        page["start"].as_i64().unwrap(),
+        page["end"].as_i64().unwrap(),
+    );
+    assert!((end - now).abs() <= 5 && end - start == 3600, "{page}");
+    assert_eq!(
+        page["order"],
+        json!(["cluster", "node:n1", "node:n2", "node:n3"])
+    );
+    let seg = |s: &str, p: &str, from: i64, to: i64| (s.to_owned(), p.to_owned(), from, to);
+    let t = |ago: i64| now - ago;
+    assert_band(
+        &page,
+        "cluster",
+        &[
+            seg("optimal", "", start, t(3000)),
+            seg("degraded", "", t(3000), t(1200)),
+            seg("failed", "", t(1200), t(600)),
+            seg("optimal", "", t(600), end),
+        ],
+    );
+    assert_band(
+        &page,
+        "node:n1",
+        &[
+            seg("optimal", "4/4", start, t(3000)),
+            seg("degraded", "2/4", t(3000), t(1200)),
+            seg("failed", "0/4", t(1200), t(600)),
+            seg("optimal", "4/4", t(600), end),
+        ],
+    );
+    assert_band(&page, "node:n2", &[seg("optimal", "2/2", start, end)]);
+    assert_band(
+        &page,
+        "node:n3",
+        &[
+            seg("none", "", start, t(300)),
+            seg("optimal", "2/2", t(300), end),
+        ],
+    );
+    // Exact times: the first segment starts at the range's start, the last ends at its end.
+    let first = &page["bands"]["cluster"][0];
+    assert_eq!(first["from"], start);
+    assert_eq!(
+        page["rows"],
+        json!([8, 7, 6, 5, 4, 2, 1]),
+        "the LUN's events, junk left out"
+    );
+    let title = page["title"].as_str().unwrap();
+    assert!(title.contains("<i>vm</i>"), "the alias as text: {title}");
+    assert_eq!(
+        js(c, "return document.querySelectorAll('#main i').length").await,
+        0
+    );
+    assert!(
+        page["flap"].as_str().unwrap().contains("3 changes"),
+        "{page}"
+    );
+    // Failed is red like a failed cell; a missing cell (n3 before it appeared) is grey.
+    assert_eq!(page["bands"]["cluster"][2]["fill"], "rgb(198, 40, 40)");
+    assert_eq!(page["bands"]["node:n3"][0]["state"], "none");
+    screenshot(c, "timeline-exact").await;
+
+    // 15 min: the older events are left of the range; it starts in the state they left.
+    click(c, "range-15m").await;
+    let page = wait_js(
+        c,
+        &format!(
+            "const t = (() => {{ {READ_TIMELINE} }})(); return t && t.end - t.start === 900 ? t : null;"
+        ),
+        "the 15 min range",
+    )
+    .await;
+    let (start, end) = (
+        page["start"].as_i64().unwrap(),
+        page["end"].as_i64().unwrap(),
+    );
+    assert_band(
+        &page,
+        "cluster",
+        &[
+            seg("failed", "", start, t(600)),
+            seg("optimal", "", t(600), end),
+        ],
+    );
+    assert_band(
+        &page,
+        "node:n1",
+        &[
+            seg("failed", "0/4", start, t(600)),
+            seg("optimal", "4/4", t(600), end),
+        ],
+    );
+    assert_eq!(page["bands"]["cluster"][0]["from"], start);
+    for (button, since, secs) in [("range-24h", "24h", 86400), ("range-7d", "7d", 7 * 86400)] {
+        click(c, button).await;
+        let page = wait_js(
+            c,
+            &format!(
+                "const t = (() => {{ {READ_TIMELINE} }})(); return t && t.end - t.start === {secs} ? t : null;"
+            ),
+            "the longer range",
+        )
+        .await;
+        let urls = js(c, "return window.__ev.urls").await;
+        assert!(
+            urls.as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u.as_str().unwrap().contains(&format!("since={since}"))),
+            "{urls}"
+        );
+        let (start, end) = (
+            page["start"].as_i64().unwrap(),
+            page["end"].as_i64().unwrap(),
+        );
+        assert_band(
+            &page,
+            "cluster",
+            &[
+                seg("optimal", "", start, t(3000)),
+                seg("degraded", "", t(3000), t(1200)),
+                seg("failed", "", t(1200), t(600)),
+                seg("optimal", "", t(600), end),
+            ],
+        );
+    }
+    click(c, "range-1h").await;
+
+    // The health page: the panel (well-formed events only, newest first, aliases as text) and
+    // the flapping markers.
+    js(c, "location.hash = '#/health'; return true").await;
+    let panel = wait_js(
+        c,
+        &format!("const p = (() => {{ {READ_PANEL} }})(); return p.length ? p : null;"),
+        "the panel",
+    )
+    .await;
+    let seqs: Vec<u64> = panel
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [8, 7, 6, 5, 4, 3, 2, 1], "{panel:#}");
+    assert_eq!(
+        panel[0]["states"],
+        json!(["none", "optimal"]),
+        "a cell that appeared"
+    );
+    assert!(panel[0]["text"].as_str().unwrap().contains("not present"));
+    assert_eq!(panel[5]["kind"], "config");
+    for part in [
+        "multipath-config",
+        "token:admin@pve",
+        "no-path-retry: queue",
+    ] {
+        assert!(
+            panel[5]["text"].as_str().unwrap().contains(part),
+            "{part}: {panel:#}"
+        );
+    }
+    assert_eq!(panel[7]["link"], "<i>vm</i>");
+    assert_eq!(panel[4]["states"], json!(["degraded", "failed"]));
+    let marks = wait_js(
+        c,
+        &format!(
+            "const tr = document.querySelector('#matrix tr[data-wwid=\"{W_VM}\"]');
+             if (!tr) return null;
+             const td = (n) => tr.querySelector(`td.cell[data-node=${{n}}]`).dataset.flap || null;
+             return {{ row: tr.querySelector('th.col-wwid').dataset.flap || null, n1: td('n1'), n2: td('n2'), n3: td('n3'),
+                       title: tr.querySelector('th.col-wwid').title }};"
+        ),
+        "the matrix",
+    )
+    .await;
+    assert_eq!(marks["row"], "3", "{marks}");
+    assert_eq!(marks["n1"], "3", "{marks}");
+    assert_eq!(marks["n2"], Value::Null, "{marks}");
+    assert_eq!(marks["n3"], Value::Null, "{marks}");
+    assert!(
+        marks["title"]
+            .as_str()
+            .unwrap()
+            .contains("3 changes since "),
+        "{marks}"
+    );
+    // The panel follows the log from its last sequence number...
+    wait_js(
+        c,
+        "return window.__ev.urls.some((u) => !u.includes('wwid=') && u.includes('after=12&'))",
+        "the panel following with after=",
+    )
+    .await;
+    // ... and stops when the page is left.
+    js(c, "location.hash = '#/nodes'; return true").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = js(c, "return window.__ev.urls.length").await;
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    assert_eq!(
+        js(c, "return window.__ev.urls.length").await,
+        asked,
+        "no event calls after leaving the page"
+    );
+    b.close().await;
+}
+
+/// `mpcluster demo`, killed on drop.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The README's screenshots of the event history, from `mpcluster demo` (four simulated nodes;
+/// its looping timeline, a step every 20 s, degrades vm-disks, fails backup, silences a node,
+/// takes a target port down): after 16 minutes (so that the last 15 are all recorded history),
+/// at a moment when a LUN is not optimal, the health page with the recent events and the
+/// flapping markers (`events.png`) and vm-disks' timeline over 15 minutes (`timeline.png`).
+/// It runs on request (`-- --ignored event_screenshots`); the demo runs from a copy of the
+/// binary, so that builds meanwhile do not trip over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs the demo for 16 minutes; for the README's screenshots"]
+async fn event_screenshots_of_the_demo() {
+    const VMS: &str = "3600a098038303053453f463045727a01";
+    const RUN: Duration = Duration::from_secs(16 * 60);
+    let Some(b) = browser("event_screenshots_of_the_demo").await else {
+        return;
+    };
+    let c = &b.client;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("mpcluster");
+    std::fs::copy(env!("CARGO_BIN_EXE_mpcluster"), &bin).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let _demo = Demo(
+        std::process::Command::new(&bin)
+            .args(["demo", "--nodes", "4", "--step", "20", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--dir")
+            .arg(dir.path().join("demo"))
+            .env("MPCLUSTER_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let token_file = dir.path().join("demo/admin-token");
+    let token = tokio::task::block_in_place(|| {
+        poll_for(WAIT, || {
+            std::fs::read_to_string(&token_file)
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| t.contains(':'))
+        })
+    })
+    .expect("the demo's token");
+    let get = |path: &str| -> Option<Value> {
+        let r = ureq::get(&format!("{url}{path}"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .ok()?;
+        serde_json::from_str::<Value>(&r.into_string().ok()?)
+            .ok()
+            .map(|v| v["data"].clone())
+    };
+    tokio::task::block_in_place(|| {
+        std::thread::sleep(RUN.saturating_sub(started.elapsed()));
+        // vm-disks flapping (the default rule: 4 changes in 10 minutes), a LUN not optimal.
+        poll_for(Duration::from_secs(240), || {
+            let s = get("/api2/json/cluster/multipath/status")?;
+            let flaps = s["flapping"].as_array()?.iter().any(|f| f["wwid"] == VMS);
+            let trouble = s["luns"]
+                .as_array()?
+                .iter()
+                .any(|l| l["cluster-state"] != "optimal");
+            (flaps && trouble).then_some(())
+        })
+    })
+    .expect("vm-disks flapping in the demo");
+    open_ui(c, &url, Some(&token), "#/health").await;
+    let panel = wait_js(
+        c,
+        &format!(
+            "const p = (() => {{ {READ_PANEL} }})(); return p.length === 20 && document.querySelector('#matrix th.col-wwid.flapping') ? p : null;"
+        ),
+        "the panel full and vm-disks marked",
+    )
+    .await;
+    assert!(
+        panel
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["seq"].as_u64().is_some()),
+        "{panel:#}"
+    );
+    screenshot(c, "demo-events").await;
+    docs_screenshot(c, "events", 860).await;
+    js(c, &format!("location.hash = '#/lun/{VMS}'; return true")).await;
+    click(c, "range-15m").await;
+    let page = wait_js(
+        c,
+        &format!("const t = (() => {{ {READ_TIMELINE} }})(); return t && t.end - t.start === 900 && t.rows.length >= 4 ? t : null;"),
+        "vm-disks' timeline",
+    )
+    .await;
+    assert!(
+        page["bands"]["cluster"].as_array().unwrap().len() >= 3,
+        "{page:#}"
+    );
+    screenshot(c, "demo-timeline").await;
+    docs_screenshot(c, "timeline", 720).await;
     b.close().await;
 }

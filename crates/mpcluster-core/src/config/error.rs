@@ -91,6 +91,9 @@ pub enum DocumentError {
         #[source]
         source: ConfigErrors,
     },
+    /// Written by a newer mpcluster ([`crate::format`]).
+    #[error(transparent)]
+    Newer(#[from] crate::format::NewerFormat),
 }
 
 /// The renderer refused a value that could change the structure of the generated file. Values

@@ -122,6 +122,7 @@ impl MultipathConfig {
     /// Load the stored document, telling a JSON syntax error apart from a document that fails
     /// validation (which lists every field error).
     pub fn from_json(text: &str) -> Result<Self, DocumentError> {
+        crate::format::check_named("multipath-config", text)?;
         let v: Value = serde_json::from_str(text).map_err(|source| DocumentError::Json {
             document: "multipath configuration",
             source,
@@ -144,7 +145,7 @@ impl MultipathConfig {
             return Err(errs);
         };
         for key in top.keys() {
-            if key != "defaults" && key != "wwids" {
+            if key != "defaults" && key != "wwids" && key != crate::format::FIELD {
                 errs.push(
                     shown(key),
                     "unknown section; a configuration has only \"defaults\" and \"wwids\"",

@@ -583,6 +583,7 @@ impl Overrides {
 
     /// Load the stored document (a JSON string), telling JSON errors from invalid content.
     pub fn from_json(text: &str) -> Result<Self, DocumentError> {
+        crate::format::check_named("multipath-overrides", text)?;
         let s: String = serde_json::from_str(text).map_err(|source| DocumentError::Json {
             document: "overrides",
             source,

@@ -149,7 +149,18 @@ struct Inner {
     /// Per [`StoreOp`], per [`ERROR_KINDS`] entry.
     store_errors: Vec<[AtomicU64; ERROR_KINDS.len()]>,
     http: Mutex<HttpCounts>,
+    /// Events this server recorded, per [`EVENT_KINDS`] entry.
+    events: [AtomicU64; EVENT_KINDS.len()],
+    /// Failed attempts to record.
+    event_errors: AtomicU64,
+    /// Notification sends: (target, kind, result) -> count.
+    notifications: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    /// Deliveries in the outbox, as this server's notifier last saw them.
+    notifications_pending: AtomicU64,
 }
+
+/// The `kind` label of `mpcluster_events_recorded_total`.
+const EVENT_KINDS: [&str; 2] = ["lun", "cell"];
 
 /// What the server measures about itself: status recomputations, store requests, HTTP
 /// requests. Cheap to clone (shared). The status cache owns one
@@ -175,6 +186,10 @@ impl Default for Metrics {
                     .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                     .collect(),
                 http: Mutex::new(BTreeMap::new()),
+                events: std::array::from_fn(|_| AtomicU64::new(0)),
+                event_errors: AtomicU64::new(0),
+                notifications: Mutex::new(BTreeMap::new()),
+                notifications_pending: AtomicU64::new(0),
             }),
         }
     }
@@ -211,6 +226,25 @@ impl Metrics {
         self.inner.recompute.observe(d);
     }
 
+    /// Events this server recorded.
+    pub fn count_events(&self, events: &[mpcluster_core::events::Event]) {
+        use mpcluster_core::events::EventKind;
+        for e in events {
+            let i = match e.kind {
+                EventKind::Lun { .. } => 0,
+                EventKind::Cell { .. } => 1,
+                // The audit trail is written by whoever edits, not by the recorder.
+                EventKind::Config { .. } => continue,
+            };
+            self.inner.events[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An attempt to record events failed.
+    pub fn count_event_error(&self) {
+        self.inner.event_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// One store request: its duration and, if it failed, the index of its error kind.
     fn store_request(&self, op: StoreOp, d: Duration, error: Option<usize>) {
         if let Some(h) = self.inner.store_durations.get(op.index()) {
@@ -239,6 +273,23 @@ impl Metrics {
             None => http.entry(route.to_owned()).or_default(),
         };
         *per_route.entry((method, code)).or_default() += 1;
+    }
+
+    /// One notification send to `target` of a message of `kind`: sent or failed.
+    pub fn notification(&self, target: &str, kind: &str, sent: bool) {
+        let mut n = self
+            .inner
+            .notifications
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = if sent { "sent" } else { "failed" };
+        *n.entry((target.to_owned(), kind.to_owned(), result))
+            .or_default() += 1;
+    }
+
+    /// The deliveries waiting in the notification outbox.
+    pub fn set_notifications_pending(&self, n: u64) {
+        self.inner.notifications_pending.store(n, Ordering::Relaxed);
     }
 
     /// The server's own families.
@@ -282,6 +333,71 @@ impl Metrics {
                 );
             }
         }
+
+        let name = "mpcluster_events_recorded_total";
+        family(
+            out,
+            name,
+            Kind::Counter,
+            "Matrix changes this server recorded into the cluster's history while it was the recorder (lun: a LUN's cluster state; cell: a LUN x node cell).",
+        );
+        for (kind, count) in EVENT_KINDS.iter().zip(&self.inner.events) {
+            sample(
+                out,
+                name,
+                &labels1("kind", kind),
+                None,
+                count.load(Ordering::Relaxed),
+            );
+        }
+        let name = "mpcluster_event_record_errors_total";
+        family(
+            out,
+            name,
+            Kind::Counter,
+            "Failed attempts to record events (the store failed or the log was unreadable); the changes are recorded at the next successful attempt.",
+        );
+        sample(
+            out,
+            name,
+            b"",
+            None,
+            self.inner.event_errors.load(Ordering::Relaxed),
+        );
+
+        let name = "mpcluster_notifications_total";
+        family(
+            out,
+            name,
+            Kind::Counter,
+            "Notification sends by this server, by target, message kind (state, recovered, reminder, flapping, test) and result (sent, failed: each failed try counts).",
+        );
+        let notifications = self
+            .inner
+            .notifications
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for ((target, kind, result), count) in &notifications {
+            let mut labels = labels1("target", target);
+            label(&mut labels, "kind", kind);
+            label(&mut labels, "result", result);
+            sample(out, name, &labels, None, *count);
+        }
+        let name = "mpcluster_notifications_pending";
+        family(
+            out,
+            name,
+            Kind::Gauge,
+            "Notification deliveries waiting in the outbox (sent or retried by the leading server), as this server last saw them.",
+        );
+        sample(
+            out,
+            name,
+            b"",
+            None,
+            self.inner.notifications_pending.load(Ordering::Relaxed),
+        );
 
         let name = "mpcluster_http_requests_total";
         family(
@@ -448,6 +564,26 @@ fn render_status_head(
             &l,
             None,
             u64::try_from(h.since).unwrap_or(0),
+        );
+    }
+
+    // Flapping LUNs (node="") and cells: one series each while flapping.
+    family(
+        out,
+        "mpcluster_flapping_since_timestamp_seconds",
+        Kind::Gauge,
+        "One series per flapping LUN (node=\"\") or cell (at least N changes within the window, until stable for the window): since when (unix time).",
+    );
+    for f in &assembly.status.flapping {
+        let mut l = Vec::new();
+        label(&mut l, "wwid", f.wwid.as_str());
+        label(&mut l, "node", f.node.as_ref().map_or("", |n| n.as_str()));
+        sample(
+            out,
+            "mpcluster_flapping_since_timestamp_seconds",
+            &l,
+            None,
+            u64::try_from(f.since).unwrap_or(0),
         );
     }
 }

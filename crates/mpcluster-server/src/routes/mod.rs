@@ -7,7 +7,7 @@
 //! - [`plan`]: the nodes' apply plans and their acceptance; [`preflight`]: the maintenance
 //!   pre-flight;
 //! - [`config`]: the `defaults` knobs; [`wwids`]: the allow-list; [`overrides`]: the verbatim
-//!   sections; [`storage`]: the storage definitions.
+//!   sections; [`storage`]: the storage definitions; [`notify`]: the notification targets.
 //!
 //! Request and response bodies are Rust types deriving `utoipa::ToSchema`, so the OpenAPI
 //! document ([`crate::ApiDoc`]) describes exactly what is sent; `tests/openapi_contract.rs`
@@ -24,7 +24,9 @@ use serde_json::Value;
 use crate::error::{ApiError, ErrorKind};
 
 pub mod config;
+pub mod events;
 pub mod nodes;
+pub mod notify;
 pub mod overrides;
 pub mod plan;
 pub mod preflight;

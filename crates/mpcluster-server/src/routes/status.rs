@@ -152,6 +152,9 @@ pub struct Health {
     /// Why not, when they cannot (`null` otherwise).
     #[serde(rename = "tokens-error")]
     pub tokens_error: Option<String>,
+    /// Problems with the stored documents (unreadable, or of a newer format), which the
+    /// status reads as empty; empty when there are none.
+    pub documents: Vec<String>,
 }
 
 /// Liveness of the server, reachability of the store and usability of the API tokens (no
@@ -180,6 +183,11 @@ pub async fn health(
             TokensState::Ok
         },
         tokens_error,
+        documents: state
+            .cache
+            .latest()
+            .map(|v| v.doc_notes.clone())
+            .unwrap_or_default(),
     })
 }
 

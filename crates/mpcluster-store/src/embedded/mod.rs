@@ -231,14 +231,13 @@ impl ClusterStore for EmbeddedStore {
                 let Some(bytes) = fsutil::read_optional(&path)? else {
                     continue;
                 };
-                match String::from_utf8(bytes) {
-                    Ok(v) => {
-                        out.insert(node, v);
-                    }
-                    Err(_) => {
-                        warn!(path = %path.display(), "skipping a node KV value that is not UTF-8")
-                    }
-                }
+                // Kept, lossily decoded: the reader must see that the node's value is unreadable
+                // (a broadcast error), not lose the node silently.
+                let value = String::from_utf8(bytes).unwrap_or_else(|e| {
+                    warn!(path = %path.display(), "a node KV value is not UTF-8");
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                });
+                out.insert(node, value);
             }
             Ok(out)
         })

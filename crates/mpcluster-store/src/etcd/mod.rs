@@ -451,14 +451,13 @@ impl ClusterStore for EtcdStore {
                 warn!(store = %self.inner.describe, key = %k, "skipping a node KV key with an invalid node name");
                 continue;
             };
-            match String::from_utf8(v) {
-                Ok(v) => {
-                    out.insert(node, v);
-                }
-                Err(_) => {
-                    warn!(store = %self.inner.describe, key = %k, "skipping a node KV value that is not UTF-8")
-                }
-            }
+            // Kept, lossily decoded: the reader must see that the node's value is unreadable
+            // (a broadcast error), not lose the node silently.
+            let value = String::from_utf8(v).unwrap_or_else(|e| {
+                warn!(store = %self.inner.describe, key = %k, "a node KV value is not UTF-8");
+                String::from_utf8_lossy(e.as_bytes()).into_owned()
+            });
+            out.insert(node, value);
         }
         Ok(out)
     }

@@ -27,12 +27,15 @@
 //! clients over `https://` and requires client certificates ([`TestCerts::etcd_tls`] gives the
 //! matching client options).
 //!
+//! Another network namespace: [`EtcdServer::start_cluster_also_on`] makes every member also
+//! serve clients on a given address (e.g. a veth's), [`EtcdServer::endpoints_on`] names them.
+//!
 //! Authentication: [`EtcdServer::enable_auth`] adds a user with the `root` role and enables
 //! etcd authentication (through the store's own etcd client); later restarts wait for the
 //! members with those credentials.
 
 use std::fs::{self, File};
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -340,6 +343,8 @@ pub struct EtcdServer {
     tls: Option<TestCerts>,
     /// User and password once authentication is enabled.
     credentials: Option<(String, Secret)>,
+    /// Members also serve clients on this address (same port).
+    also_on: Option<IpAddr>,
     members: Vec<Member>,
     // Last: removed after the processes are gone.
     dir: tempfile::TempDir,
@@ -385,10 +390,32 @@ impl EtcdServer {
 
     /// Start a cluster as `config` says and wait until every member serves requests.
     pub async fn start_with(config: EtcdServerConfig) -> Result<EtcdServer, EtcdServerError> {
+        EtcdServer::start_retrying(config, None).await
+    }
+
+    /// Start an `n`-member cluster (plain HTTP) whose members also serve clients on `host`
+    /// (an address already assigned to an interface, e.g. a veth's), on the same ports: for
+    /// a client in another network namespace ([`endpoints_on`](Self::endpoints_on)).
+    pub async fn start_cluster_also_on(
+        n: usize,
+        host: IpAddr,
+    ) -> Result<EtcdServer, EtcdServerError> {
+        let config = EtcdServerConfig {
+            members: n,
+            tls: None,
+        };
+        EtcdServer::start_retrying(config, Some(host)).await
+    }
+
+    async fn start_retrying(
+        config: EtcdServerConfig,
+        also_on: Option<IpAddr>,
+    ) -> Result<EtcdServer, EtcdServerError> {
         let binary = etcd_binary().ok_or(EtcdServerError::NoBinary)?;
         let mut last = None;
         for _ in 0..3 {
-            match EtcdServer::try_start(&binary, config.members.max(1), config.tls.clone()).await {
+            let (n, tls) = (config.members.max(1), config.tls.clone());
+            match EtcdServer::try_start(&binary, n, tls, also_on).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -400,6 +427,7 @@ impl EtcdServer {
         binary: &Path,
         n: usize,
         tls: Option<TestCerts>,
+        also_on: Option<IpAddr>,
     ) -> Result<EtcdServer, EtcdServerError> {
         let dir = tempfile::Builder::new()
             .prefix("mpcluster-etcd-")
@@ -431,6 +459,7 @@ impl EtcdServer {
             token,
             tls,
             credentials: None,
+            also_on,
             members,
             dir,
         };
@@ -473,6 +502,11 @@ impl EtcdServer {
                 path: m.data_dir.clone(),
                 source: e,
             })?;
+        let mut listen_client_urls = m.client_url();
+        if let Some(host) = self.also_on {
+            let host = std::net::SocketAddr::new(host, m.client_port);
+            listen_client_urls.push_str(&format!(",{}://{host}", m.scheme));
+        }
         let mut cmd = Command::new(&self.binary);
         if let Some(t) = &self.tls {
             cmd.arg("--cert-file")
@@ -488,7 +522,7 @@ impl EtcdServer {
             .arg(&m.name)
             .arg("--data-dir")
             .arg(&m.data_dir)
-            .args(["--listen-client-urls", &m.client_url()])
+            .args(["--listen-client-urls", &listen_client_urls])
             .args(["--advertise-client-urls", &m.client_url()])
             .args(["--listen-peer-urls", &m.peer_url()])
             .args(["--initial-advertise-peer-urls", &m.peer_url()])
@@ -622,6 +656,18 @@ impl EtcdServer {
             .iter()
             .map(|m| format!("127.0.0.1:{}", m.client_port))
             .collect()
+    }
+
+    /// `HOST:PORT` of every member's client listener on the address given to
+    /// [`start_cluster_also_on`](Self::start_cluster_also_on) (`None` without one).
+    pub fn endpoints_on(&self) -> Option<Vec<String>> {
+        let host = self.also_on?;
+        Some(
+            self.members
+                .iter()
+                .map(|m| std::net::SocketAddr::new(host, m.client_port).to_string())
+                .collect(),
+        )
     }
 
     /// `http://127.0.0.1:PORT` (`https://` with TLS) of member `i`.

@@ -16,9 +16,11 @@ pub mod config_file;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
+pub mod events;
 pub mod hints;
 pub mod node;
 pub mod nodes;
+pub mod notify;
 pub mod overrides;
 pub mod preflight;
 pub mod serve;
@@ -50,6 +52,9 @@ pub enum Commands {
     /// Root-cause hints: what all nodes' paths together say about where a problem is
     /// (target-side, host-side, under-pathed, size mismatch, configuration drift).
     Hints(hints::HintsArgs),
+    /// The event history: LUN and cell state changes (recorded once cluster-wide, with
+    /// flapping) and the configuration audit trail (`--config`); `--follow` keeps printing.
+    Events(events::EventsArgs),
     /// Maintenance pre-flight: would every LUN keep a usable path on every node with these
     /// target ports, nodes or adapters down?
     ///
@@ -79,6 +84,8 @@ pub enum Commands {
     Storage(storage::StorageArgs),
     /// API tokens: add (prints the secret once), list, remove.
     Token(token::TokenArgs),
+    /// Notification targets (webhook, mail over SMTP, exec hook): add, list, remove, test.
+    Notify(notify::NotifyArgs),
     /// Check this node (multipathd, the applied configuration, broadcast, clock, TLS, agent
     /// service); each problem comes with the command that fixes it.
     ///

@@ -47,6 +47,20 @@ pub struct ServeArgs {
     /// and can make the server render a scrape.
     #[arg(long)]
     pub metrics_public: bool,
+    /// Flapping: a LUN or cell with at least this many changes within --flap-window is
+    /// marked flapping (until stable for the window).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..))]
+    pub flap_changes: u32,
+    /// Flapping: the window in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(i64).range(1..))]
+    pub flap_window: i64,
+    /// Event history: drop events older than this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..))]
+    pub event_retention_days: i64,
+    /// Event history: keep at most about this many events (dropped 500 at a time, oldest
+    /// first).
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    pub event_retention_max: u64,
     #[command(flatten)]
     pub agent: AgentArgs,
 }

@@ -287,6 +287,13 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             ..CacheConfig::default()
         },
     );
+    // The demo's timeline goes into the event history (events panel, per-LUN timeline).
+    let recorder = mpcluster_server::recorder::spawn_recorder(
+        store.clone(),
+        cache.clone(),
+        mpcluster_server::recorder::RecorderConfig::default(),
+        cache.metrics().clone(),
+    );
     println!("mpcluster demo: {count} simulated nodes");
     println!("  UI:     http://{local}/ (paste the token below)");
     println!("  API:    http://{local}/api2/json/cluster/multipath/status");
@@ -380,6 +387,7 @@ async fn inner(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = stop_tx.send(true);
     let _ = server.await;
+    recorder.stop().await;
     cache_task.abort();
     for n in &mut nodes {
         n.stop_agent().await;

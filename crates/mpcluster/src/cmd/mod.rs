@@ -6,9 +6,11 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
+pub mod events;
 pub mod hints;
 pub mod node;
 pub mod nodes;
+pub mod notify;
 pub mod overrides;
 pub mod preflight;
 pub mod serve;

@@ -223,6 +223,32 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
         },
     );
 
+    mpcluster_config::events::set_flap_rule(mpcluster_core::events::FlapRule {
+        changes: args.flap_changes,
+        window: args.flap_window,
+    });
+    // One server records the matrix's changes into the cluster's event history.
+    let recorder = mpcluster_server::recorder::spawn_recorder(
+        store.clone(),
+        cache.clone(),
+        mpcluster_server::recorder::RecorderConfig {
+            retention: mpcluster_core::events::Retention {
+                max_age: args.event_retention_days * 86_400,
+                max_events: args.event_retention_max,
+            },
+            ..Default::default()
+        },
+        cache.metrics().clone(),
+    );
+    // The recording server also sends the notifications (issue 14, section 3).
+    let notifier = mpcluster_server::notify::spawn_notifier(
+        store.clone(),
+        cache.clone(),
+        recorder.leader.clone(),
+        cache.metrics().clone(),
+        mpcluster_server::notify::NotifierSettings::from_env().map_err(anyhow::Error::msg)?,
+    );
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agent_task = if local_agent {
         let client = agent_args.client()?;
@@ -296,6 +322,8 @@ async fn run_server(args: &ServeArgs, tls: Option<Arc<ServerTls>>) -> anyhow::Re
     if let Some(t) = agent_task {
         let _ = t.await;
     }
+    notifier.abort();
+    recorder.stop().await;
     cache_task.abort();
     for t in [bootstrap_task, hup_task, ready_task].into_iter().flatten() {
         t.abort();

@@ -72,6 +72,30 @@ impl Proc {
         }
     }
 
+    /// Spawn a prepared command (e.g. `mpcluster` under `ip netns exec`) with stdout discarded
+    /// and stderr drained to our stderr prefixed by `name`.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .env("MPCLUSTER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tag = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{tag}] {line}");
+            }
+        });
+        Proc {
+            child,
+            name: name.to_owned(),
+            token_file: None,
+            _dir: None,
+        }
+    }
+
     /// Send a signal by number (e.g. 9, 15).
     pub fn signal(&self, sig: &str) {
         Command::new("kill")

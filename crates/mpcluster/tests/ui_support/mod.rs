@@ -358,28 +358,34 @@ impl Server {
 
     /// Open the UI in `c`, logging in with the token when the server wants one.
     pub async fn open(&self, c: &Client, hash: &str) {
-        c.goto(&format!("{}/#/login", self.url)).await.unwrap();
-        if let Some(t) = &self.token {
-            let input = c.wait().for_element(Locator::Id("token")).await.unwrap();
-            // Land on `hash` right after the login (not on the default page).
-            c.execute(
-                "sessionStorage.setItem('mpcluster.returnTo', arguments[0])",
-                vec![json!(hash)],
-            )
-            .await
-            .unwrap();
-            input.send_keys(t).await.unwrap();
-            click(c, "login-submit").await;
-            wait_js(
-                c,
-                "return location.hash !== '#/login'",
-                "the login to finish",
-            )
-            .await;
-        } else {
-            c.goto(&format!("{}/{hash}", self.url)).await.unwrap();
-        }
+        open_ui(c, &self.url, self.token.as_deref(), hash).await;
     }
+}
+
+/// Open the UI at `url` (a server this module did not start, e.g. `mpcluster demo`) in `c`,
+/// logging in with `token` when there is one.
+pub async fn open_ui(c: &Client, url: &str, token: Option<&str>, hash: &str) {
+    c.goto(&format!("{url}/#/login")).await.unwrap();
+    let Some(t) = token else {
+        c.goto(&format!("{url}/{hash}")).await.unwrap();
+        return;
+    };
+    let input = c.wait().for_element(Locator::Id("token")).await.unwrap();
+    // Land on `hash` right after the login (not on the default page).
+    c.execute(
+        "sessionStorage.setItem('mpcluster.returnTo', arguments[0])",
+        vec![json!(hash)],
+    )
+    .await
+    .unwrap();
+    input.send_keys(t).await.unwrap();
+    click(c, "login-submit").await;
+    wait_js(
+        c,
+        "return location.hash !== '#/login'",
+        "the login to finish",
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
