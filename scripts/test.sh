@@ -5,7 +5,8 @@
 # 1. Installs every Debian package the build and the tests need, when missing and we are root:
 #    a C toolchain for ring (gcc, libc6-dev), the programs the tests start for real (etcd,
 #    multipath-tools, chromium + chromedriver, perl for the seed oracle, util-linux's unshare,
-#    python3-aiosmtpd as the real SMTP receiver of the notification tests),
+#    python3-aiosmtpd as the real SMTP receiver of the notification tests, iproute2 for the
+#    fault suite's network namespaces),
 #    and git; for the Debian package test (crates/mpcluster/tests/package_deb.rs): systemd
 #    (systemd-analyze), man-db, bash-completion and dpkg-dev (dpkg-shlibdeps). Named one by
 #    one with --no-install-recommends, so nothing depends on "recommends" or on what happens
@@ -21,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc e2fsprogs libc6-dev git util-linux perl etcd-server multipath-tools chromium chromium-driver prometheus
-    systemd man-db bash-completion dpkg-dev python3-aiosmtpd)
+    systemd man-db bash-completion dpkg-dev python3-aiosmtpd iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
