@@ -198,6 +198,7 @@ const MAN_PAGES: &[&str] = &[
     "mpcluster-notify-remove",
     "mpcluster-notify-test",
     "mpcluster-doctor",
+    "mpcluster-events",
     "mpcluster-hints",
     "mpcluster-preflight",
 ];
