@@ -252,8 +252,12 @@ struct CachedDetail {
 type DecodedBroadcast = Result<broadcast::Decoded, broadcast::DecodeError>;
 type DecodedDetail = Result<Arc<DetailPayload>, String>;
 
-/// Below this many bytes to decode, one thread does it all (starting threads costs more).
-const PARALLEL_DECODE_BYTES: usize = 1 << 20;
+/// Below this many bytes to decode, one thread does it all: starting threads costs more, and
+/// each new thread's allocations land in a fresh malloc arena that keeps its pages (a node's
+/// maximum-size path detail, 1 MiB, decoded on its own thread grew a server's peak RSS by about
+/// 11 MiB: `crates/mpcluster/tests/serve_memory.rs`). Several nodes' worth of changes (a
+/// server's first status of a big cluster, `status --snapshot`) are decoded in parallel.
+const PARALLEL_DECODE_BYTES: usize = 4 << 20;
 
 /// Decode the changed broadcasts and path details, in input order. With more than
 /// [`PARALLEL_DECODE_BYTES`] to decode the work is split over the available cores (scoped
