@@ -337,16 +337,22 @@ pub struct Expectations {
 ///
 /// Disabled storages count nowhere; LVM storages on an unknown or non-multipath base are skipped.
 pub fn expectations(config: &StorageConfig, cluster_nodes: &BTreeSet<NodeName>) -> Expectations {
-    let available = |nodes: &Option<BTreeSet<NodeName>>| -> BTreeSet<NodeName> {
-        nodes.clone().unwrap_or_else(|| cluster_nodes.clone())
-    };
+    // Borrowed, not cloned: with one LVM storage per LUN, cloning the base's node set for
+    // every LVM storage was O(LUNs x nodes) allocations per status recomputation.
+    fn on<'a>(
+        nodes: &'a Option<BTreeSet<NodeName>>,
+        cluster_nodes: &'a BTreeSet<NodeName>,
+    ) -> &'a BTreeSet<NodeName> {
+        nodes.as_ref().unwrap_or(cluster_nodes)
+    }
     let mut out = Expectations::default();
     let mut multipath: BTreeMap<&StorageId, &MultipathStorage> = BTreeMap::new();
     for s in &config.storages {
         if let Storage::Multipath(mp) = s {
             multipath.insert(&mp.id, mp);
             if !mp.disable {
-                out.nodes.extend(available(&mp.nodes));
+                out.nodes
+                    .extend(on(&mp.nodes, cluster_nodes).iter().cloned());
             }
         }
     }
@@ -366,15 +372,15 @@ pub fn expectations(config: &StorageConfig, cluster_nodes: &BTreeSet<NodeName>) 
         if base.disable {
             continue;
         }
-        let on: BTreeSet<NodeName> = available(&lvm.nodes)
-            .intersection(&available(&base.nodes))
+        let both: BTreeSet<NodeName> = on(&lvm.nodes, cluster_nodes)
+            .intersection(on(&base.nodes, cluster_nodes))
             .cloned()
             .collect();
-        if !on.is_empty() {
+        if !both.is_empty() {
             out.wwid_nodes
                 .entry(lvm.base.wwid.clone())
                 .or_default()
-                .extend(on);
+                .extend(both);
         }
     }
     out.consumers = consumers
