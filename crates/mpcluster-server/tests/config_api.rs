@@ -849,7 +849,11 @@ impl ClusterStore for Gate {
         Self: 'a,
     {
         Box::pin(async move {
-            self.barrier.wait().await;
+            // The configuration documents only: the audit trail's event log, written after a
+            // successful edit, is not part of the race under test.
+            if !name.starts_with("events") {
+                self.barrier.wait().await;
+            }
             self.inner.write_doc(name, content, expected).await
         })
     }
