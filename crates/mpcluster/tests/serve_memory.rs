@@ -25,7 +25,11 @@ use mpcluster_agent::sim::{SimMap, SimState};
 use mpcluster_core::multipathd::{SHOW_MAPS_JSON, SHOW_PATHS_RAW};
 
 /// The bound the test asserts: peak RSS growth at most this many times the reply size.
-const MAX_GROWTH_PER_REPLY_BYTE: f64 = 5.0;
+/// Measured: 3.8-3.9 x on a quiet machine (session 3); 4.5-5.1 x while the machine ran two other
+/// test suites (load average up to 10, session 4), with or without the event recorder and the
+/// notifier, i.e. allocator fragmentation under contention, not a new holder of the reply. The
+/// failure this guards against was 11 x.
+const MAX_GROWTH_PER_REPLY_BYTE: f64 = 6.0;
 /// The allow-listed LUN the big reply shows degraded (so its collection is visible).
 const MARK: &str = "3600a0980383030534530000000000001";
 
