@@ -438,7 +438,68 @@ pub struct EventFilter {
     pub config: Option<bool>,
 }
 
+/// An event filter as text (the API's query parameters, the CLI's options), for
+/// [`EventFilter::parse`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilterText<'a> {
+    /// `since`: unix seconds or an age ([`parse_time`]).
+    pub since: Option<&'a str>,
+    /// `until`: likewise.
+    pub until: Option<&'a str>,
+    /// `after`: a sequence number.
+    pub after: Option<u64>,
+    /// `wwid`.
+    pub wwid: Option<&'a str>,
+    /// `node`.
+    pub node: Option<&'a str>,
+    /// `kind`: `config` or `health`.
+    pub kind: Option<&'a str>,
+}
+
 impl EventFilter {
+    /// Parse a filter given as text at `now`; every problem at once, as `(field, message)`.
+    pub fn parse(t: &FilterText<'_>, now: i64) -> Result<EventFilter, Vec<(&'static str, String)>> {
+        let mut errors = Vec::new();
+        let mut time = |field: &'static str, v: Option<&str>| {
+            v.and_then(|v| parse_time(v, now).map_err(|m| errors.push((field, m))).ok())
+        };
+        let since = time("since", t.since);
+        let until = time("until", t.until);
+        let wwid = t.wwid.and_then(|w| {
+            Wwid::new(w)
+                .map_err(|e| errors.push(("wwid", e.to_string())))
+                .ok()
+        });
+        let node = t.node.and_then(|n| {
+            NodeName::new(n)
+                .map_err(|e| errors.push(("node", e.to_string())))
+                .ok()
+        });
+        let config = match t.kind {
+            None => None,
+            Some("config") => Some(true),
+            Some("health") => Some(false),
+            Some(other) => {
+                errors.push((
+                    "kind",
+                    format!("'{other}' is not a kind of event: use 'config' or 'health'"),
+                ));
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(EventFilter {
+            since,
+            until,
+            after_seq: t.after,
+            wwid,
+            node,
+            config,
+        })
+    }
+
     /// Whether `e` passes the filter.
     pub fn matches(&self, e: &Event) -> bool {
         self.since.is_none_or(|t| e.time >= t)

@@ -6,8 +6,7 @@ use axum::extract::State;
 use mpcluster_config::events::{EventPage, query, shared_chunk_cache};
 use mpcluster_config::unix_now;
 use mpcluster_core::config::{ConfigError, ConfigErrors};
-use mpcluster_core::events::{EventFilter, parse_time};
-use mpcluster_core::{NodeName, Wwid};
+use mpcluster_core::events::{EventFilter, FilterText};
 use serde::Deserialize;
 
 use super::{Data, data};
@@ -43,59 +42,34 @@ pub struct EventsQuery {
 }
 
 fn filter_of(q: EventsQuery, now: i64) -> Result<(EventFilter, usize), ConfigErrors> {
-    let mut errors = Vec::new();
-    let mut time = |field: &str, v: Option<String>| {
-        v.and_then(|v| {
-            parse_time(&v, now)
-                .map_err(|m| errors.push(ConfigError::new(field, m)))
-                .ok()
-        })
+    let text = FilterText {
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
+        after: q.after,
+        wwid: q.wwid.as_deref(),
+        node: q.node.as_deref(),
+        kind: q.kind.as_deref(),
     };
-    let since = time("since", q.since);
-    let until = time("until", q.until);
-    let wwid = q.wwid.and_then(|w| {
-        Wwid::new(w)
-            .map_err(|e| errors.push(ConfigError::new("wwid", e.to_string())))
-            .ok()
-    });
-    let node = q.node.and_then(|n| {
-        NodeName::new(n)
-            .map_err(|e| errors.push(ConfigError::new("node", e.to_string())))
-            .ok()
-    });
-    let config = match q.kind.as_deref() {
-        None => None,
-        Some("config") => Some(true),
-        Some("health") => Some(false),
-        Some(other) => {
-            errors.push(ConfigError::new(
-                "kind",
-                format!("'{other}' is not a kind of event: use 'config' or 'health'"),
-            ));
-            None
-        }
+    let (filter, mut errors) = match EventFilter::parse(&text, now) {
+        Ok(f) => (Some(f), Vec::new()),
+        Err(e) => (None, e),
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        errors.push(ConfigError::new(
+        errors.push((
             "limit",
             format!("{limit} is out of range: 1 to {MAX_LIMIT}"),
         ));
     }
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
+    match filter {
+        Some(f) if errors.is_empty() => Ok((f, limit)),
+        _ => Err(ConfigErrors(
+            errors
+                .into_iter()
+                .map(|(field, m)| ConfigError::new(field, m))
+                .collect(),
+        )),
     }
-    Ok((
-        EventFilter {
-            since,
-            until,
-            after_seq: q.after,
-            wwid,
-            node,
-            config,
-        },
-        limit,
-    ))
 }
 
 /// The event history, oldest first: changes of LUN cluster states and cells (recorded once

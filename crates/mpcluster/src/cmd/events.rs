@@ -9,9 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use mpcluster_config::events::{EventPage, query, shared_chunk_cache};
 use mpcluster_config::unix_now;
-use mpcluster_core::events::{Event, EventFilter, parse_time};
+use mpcluster_core::events::{Event, EventFilter, FilterText};
 use mpcluster_core::table::{format_unix_utc, terminal_safe};
-use mpcluster_core::{NodeName, Wwid};
 use mpcluster_store::ClusterStore;
 
 use super::Failure;
@@ -88,36 +87,26 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
-/// The filter of the options (store mode; the server parses the same query itself).
+/// The filter of the options (store mode; the server parses the same text the same way).
 fn filter(args: &EventsArgs, after: Option<u64>, now: i64) -> anyhow::Result<EventFilter> {
-    let time = |name: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|v| parse_time(v, now).map_err(|e| anyhow!("--{name}: {e}")))
-            .transpose()
+    let kind = if args.config {
+        Some("config")
+    } else if args.health {
+        Some("health")
+    } else {
+        None
     };
-    Ok(EventFilter {
-        since: time("since", &args.since)?,
-        until: time("until", &args.until)?,
-        after_seq: after,
-        wwid: args
-            .wwid
-            .as_deref()
-            .map(Wwid::new)
-            .transpose()
-            .context("--wwid")?,
-        node: args
-            .node
-            .as_deref()
-            .map(NodeName::new)
-            .transpose()
-            .context("--node")?,
-        config: if args.config {
-            Some(true)
-        } else if args.health {
-            Some(false)
-        } else {
-            None
-        },
+    let text = FilterText {
+        since: args.since.as_deref(),
+        until: args.until.as_deref(),
+        after,
+        wwid: args.wwid.as_deref(),
+        node: args.node.as_deref(),
+        kind,
+    };
+    EventFilter::parse(&text, now).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|(f, m)| format!("--{f}: {m}")).collect();
+        anyhow!(lines.join("; "))
     })
 }
 
